@@ -1,0 +1,1 @@
+"""Report-type registry: what each Amazon report accepts, returns and how its dates work."""
