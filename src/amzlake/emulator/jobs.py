@@ -1,0 +1,261 @@
+"""Report jobs shared by the Ads and SP-API emulations: delays, status on the clock, documents.
+
+A job's status is a pure function of the virtual time: queued for `queue_seconds`, processing
+for `processing_seconds`, then its outcome. Its document is generated in a worker thread as soon
+as the job is created; the job reports PROCESSING until the document is spooled, the way a big
+report at Amazon takes longer to build.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from starlette.requests import Request
+
+from amzlake.emulator.documents import DocumentPlan, SpooledDocument, Truth, spool
+from amzlake.emulator.faults import Delays, Outcome
+from amzlake.emulator.world import stable_int
+
+log = logging.getLogger(__name__)
+
+
+class JobStatus(StrEnum):
+    """A job's state; each API renames these (Ads PENDING/COMPLETED, SP-API IN_QUEUE/FATAL, ...)."""
+
+    QUEUED = "QUEUED"
+    PROCESSING = "PROCESSING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+_TERMINAL = {Outcome.DONE: JobStatus.DONE, Outcome.FAILED: JobStatus.FAILED,
+             Outcome.CANCELLED: JobStatus.CANCELLED}
+
+
+@dataclass
+class ReportJob:
+    """One report request as the emulator tracks it."""
+
+    api: str
+    report_id: str
+    owner: str
+    report_type: str
+    request: dict[str, Any]
+    dedupe_key: str
+    created_at: datetime
+    queue_seconds: float
+    processing_seconds: float
+    outcome: Outcome = Outcome.DONE
+    failure_reason: str | None = None
+    document_id: str | None = None
+    document: SpooledDocument | None = None
+    truth: Truth | None = None
+    cancelled_at: datetime | None = None
+    generation_error: str | None = None
+    _ready: threading.Event = field(default_factory=threading.Event, repr=False)
+    _expects_document: bool = False
+
+    def _elapsed(self, now: datetime) -> float:
+        return (now - self.created_at).total_seconds()
+
+    def status(self, now: datetime) -> JobStatus:
+        """The status at virtual time `now`."""
+        if self.cancelled_at is not None:
+            return JobStatus.CANCELLED
+        t = self._elapsed(now)
+        if self.outcome == Outcome.STUCK or t < self.queue_seconds:
+            return JobStatus.QUEUED
+        if t < self.queue_seconds + self.processing_seconds:
+            return JobStatus.PROCESSING
+        if self._expects_document and not self._ready.is_set():
+            return JobStatus.PROCESSING
+        if self.generation_error is not None:
+            return JobStatus.FAILED
+        return _TERMINAL[self.outcome]
+
+    def processing_started(self, now: datetime) -> datetime | None:
+        """When processing began, once it has."""
+        if self.status(now) in (JobStatus.QUEUED,) or (
+            self.cancelled_at is not None and self._elapsed(self.cancelled_at) < self.queue_seconds
+        ):
+            return None
+        return self.created_at + timedelta(seconds=self.queue_seconds)
+
+    def processing_ended(self, now: datetime) -> datetime | None:
+        """When processing ended, once the job is terminal."""
+        status = self.status(now)
+        if status in (JobStatus.QUEUED, JobStatus.PROCESSING):
+            return None
+        if self.cancelled_at is not None:
+            return self.cancelled_at
+        return self.created_at + timedelta(seconds=self.queue_seconds + self.processing_seconds)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the document is spooled (tests and benchmarks); returns whether it is."""
+        return self._ready.wait(timeout)
+
+
+@dataclass(frozen=True)
+class DocumentLink:
+    """An unauthenticated, expiring download URL for a job's document."""
+
+    job: ReportJob
+    expires_at: datetime
+    content_encoding: bool
+
+
+class JobStore:
+    """All report jobs, their document spool and download links; thread-safe."""
+
+    def __init__(self, clock_now: Callable[[], datetime], seed: int, delays: Delays,
+                 spool_dir: Path | None = None, workers: int = 2) -> None:
+        self._now = clock_now
+        self._seed = seed
+        self._delays = delays
+        self._own_spool = spool_dir is None
+        self.spool_dir = spool_dir or Path(tempfile.mkdtemp(prefix="amzlake-emulator-"))
+        self._jobs: dict[str, ReportJob] = {}
+        self._by_document: dict[str, ReportJob] = {}
+        self._links: dict[str, DocumentLink] = {}
+        self._lock = threading.Lock()
+        self._counter = 0
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="emulator-doc")
+
+    def close(self) -> None:
+        """Stop the workers and remove the spool (if the store created it)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._own_spool:
+            shutil.rmtree(self.spool_dir, ignore_errors=True)
+
+    def _draw_delays(self, api: str, n: int) -> tuple[float, float]:
+        d = self._delays
+        q, p = (d.ads_queue, d.ads_processing) if api == "ads" else (d.spapi_queue, d.spapi_processing)
+        rng = np.random.default_rng(stable_int(self._seed, "delays", api, n))
+        z = rng.standard_normal(2) * d.sigma
+        # Lognormal around the medians; capped at 3 hours, Amazon's documented worst case.
+        return (min(q * math.exp(z[0]), 10_800.0), min(p * math.exp(z[1]), 10_800.0))
+
+    def create(self, *, api: str, owner: str, report_type: str, request: dict[str, Any],
+               dedupe_key: str, plan: Callable[[], DocumentPlan | None] | None,
+               outcome: Outcome = Outcome.DONE, failure_reason: str | None = None,
+               document_id: str | None = None,
+               delays: tuple[float, float] | None = None) -> ReportJob:
+        """Register a new report job and start building its document in the background."""
+        with self._lock:
+            self._counter += 1
+            n = self._counter
+        if api == "ads":
+            report_id = str(uuid.UUID(int=stable_int(self._seed, "ads-report", n, bits=128), version=4))
+        else:
+            report_id = str(50_000_000_000 + stable_int(self._seed, "spapi-report", n, bits=32))
+        queue_s, processing_s = delays if delays is not None else self._draw_delays(api, n)
+        job = ReportJob(
+            api=api, report_id=report_id, owner=owner, report_type=report_type, request=request,
+            dedupe_key=dedupe_key, created_at=self._now(), queue_seconds=queue_s,
+            processing_seconds=processing_s, outcome=outcome, failure_reason=failure_reason,
+            document_id=document_id, _expects_document=plan is not None,
+        )
+        with self._lock:
+            self._jobs[job.report_id] = job
+            if document_id is not None:
+                self._by_document[document_id] = job
+        if plan is not None:
+            self._pool.submit(self._build, job, plan)
+        return job
+
+    def _build(self, job: ReportJob, plan: Callable[[], DocumentPlan | None]) -> None:
+        try:
+            made = plan()
+            if made is not None:
+                job.document = spool(made, self.spool_dir / f"{job.api}-{job.report_id}.json.gz")
+                job.truth = made.truth
+        except Exception as e:  # an emulator bug: surface it as a failed report, loudly
+            log.exception("generating the document of %s report %s failed", job.api, job.report_id)
+            job.generation_error = f"{type(e).__name__}: {e}"
+            job.failure_reason = "Report generation failed due to an internal error. Please retry"
+        finally:
+            job._ready.set()
+
+    def get(self, api: str, owner: str, report_id: str) -> ReportJob | None:
+        """The job with this id if it belongs to `owner` in `api`."""
+        job = self._jobs.get(report_id)
+        return job if job is not None and job.api == api and job.owner == owner else None
+
+    def find(self, api: str, report_id: str) -> ReportJob | None:
+        """The job with this id in `api`, whoever owns it (inspection endpoints)."""
+        job = self._jobs.get(report_id)
+        return job if job is not None and job.api == api else None
+
+    def list(self, api: str, owner: str) -> list[ReportJob]:
+        """`owner`'s jobs in `api`, newest first."""
+        with self._lock:
+            jobs = [j for j in self._jobs.values() if j.api == api and j.owner == owner]
+        return sorted(jobs, key=lambda j: j.created_at, reverse=True)
+
+    def all(self) -> list[ReportJob]:
+        """Every job, oldest first."""
+        with self._lock:
+            return list(self._jobs.values())
+
+    def find_live(self, api: str, owner: str, dedupe_key: str, now: datetime) -> ReportJob | None:
+        """A queued or processing job of `owner` with the same normalised request, if any."""
+        for job in self.list(api, owner):
+            if job.dedupe_key == dedupe_key and job.status(now) in (
+                JobStatus.QUEUED, JobStatus.PROCESSING,
+            ):
+                return job
+        return None
+
+    def by_document_id(self, document_id: str) -> ReportJob | None:
+        """The job whose document (data or error) has this id."""
+        return self._by_document.get(document_id)
+
+    def cancel(self, job: ReportJob, now: datetime) -> None:
+        """Mark `job` cancelled at `now` (callers check the API's own rules first)."""
+        job.cancelled_at = now
+
+    def link(self, job: ReportJob, ttl_seconds: float,
+             content_encoding: bool = False) -> tuple[str, datetime]:
+        """A fresh download token for `job`'s document and when it expires (virtual time)."""
+        token = secrets.token_urlsafe(24)
+        expires = self._now() + timedelta(seconds=ttl_seconds)
+        with self._lock:
+            self._links[token] = DocumentLink(job, expires, content_encoding)
+        return token, expires
+
+    def document_url(self, request: Request, job: ReportJob, ttl_seconds: float,
+                     content_encoding: bool = False) -> tuple[str, datetime]:
+        """An unauthenticated, presigned-looking download URL for `job`'s document and its expiry.
+
+        The URL is absolute from the server root (also when the API is reached under a region
+        prefix) and, like Amazon's S3 links, needs no auth header.
+        """
+        if job.document is None:
+            raise LookupError(f"report {job.report_id} has no document")
+        token, expires = self.link(job, ttl_seconds, content_encoding)
+        stamp = self._now().strftime("%Y%m%dT%H%M%SZ")
+        query = (f"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date={stamp}"
+                 f"&X-Amz-Expires={max(1, round(ttl_seconds))}")
+        url = request.url.replace(
+            path=f"/_emulator/documents/{token}/report-{job.report_id}.json.gz", query=query
+        )
+        return str(url), expires
+
+    def resolve_link(self, token: str) -> DocumentLink | None:
+        """The link behind a download token, if it was ever issued."""
+        return self._links.get(token)

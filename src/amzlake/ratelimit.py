@@ -1,0 +1,58 @@
+"""Token buckets on an injectable clock, shared by the emulator (to refuse) and clients (to wait)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from amzlake.catalog.limits import RateLimit
+
+
+@dataclass
+class TokenBucket:
+    """A bucket of `limit.burst` tokens refilled at `limit.rate` per second of `now()` time."""
+
+    limit: RateLimit
+    now: Callable[[], float]
+    tokens: float = field(init=False)
+    updated: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = float(self.limit.burst)
+        self.updated = self.now()
+
+    def _refill(self) -> None:
+        t = self.now()
+        self.tokens = min(float(self.limit.burst), self.tokens + (t - self.updated) * self.limit.rate)
+        self.updated = t
+
+    def try_take(self) -> bool:
+        """Take one token if there is one; returns whether the call may proceed."""
+        self._refill()
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    def wait_time(self) -> float:
+        """Seconds (of `now()` time) until a token is available; 0 when one is."""
+        self._refill()
+        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.limit.rate
+
+
+class BucketSet:
+    """One token bucket per key, created on first use; thread-safe."""
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self._now = now
+        self._buckets: dict[tuple[str, ...], TokenBucket] = {}
+        self._lock = threading.Lock()
+
+    def try_take(self, key: tuple[str, ...], limit: RateLimit) -> bool:
+        """Charge one call to the bucket for `key`; returns False when it is empty (throttle)."""
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None or bucket.limit != limit:
+                bucket = self._buckets[key] = TokenBucket(limit, self._now)
+            return bucket.try_take()
