@@ -1,0 +1,5 @@
+"""`python -m amzlake` runs the command line."""
+
+from amzlake.cli import main
+
+main()

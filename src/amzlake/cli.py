@@ -1,0 +1,150 @@
+"""The `amzlake` command line."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from amzlake.errors import AmzlakeError, ConfigError, ScenarioError
+
+app = typer.Typer(
+    name="amzlake",
+    help="Amazon Ads and Vendor Central (SP-API) reports into an Iceberg lakehouse.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _scenario(scenario_file: Path | None, overrides: dict[str, Any], faults: list[str]) -> Any:
+    from amzlake.emulator.faults import Scenario, load_scenario, parse_fault_flag
+
+    base = load_scenario(scenario_file) if scenario_file else Scenario()
+    data = base.model_dump()
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    data["faults"] = [*data["faults"], *(parse_fault_flag(f).model_dump() for f in faults)]
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ScenarioError(f"--{where.replace('_', '-')}: {first['msg']}") from None
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  amzlake emulator --port 8600 --seed 7 --time-scale 60\n\n"
+        "  amzlake emulator --scenario faults.toml --fault throttle:operation=spapi.createReport,times=5\n\n"
+        "  curl -s http://127.0.0.1:8600/_emulator/credentials"
+    ),
+)
+def emulator(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1; 0 picks a free one.", min=0, max=65535)] = 0,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of all data, ids and credentials (default 1).")
+    ] = None,
+    time_scale: Annotated[
+        float | None,
+        typer.Option(help="Virtual seconds per real second: 60 makes a 1-minute rate limit a second."),
+    ] = None,
+    now: Annotated[
+        str | None,
+        typer.Option(metavar="ISO-8601",
+                     help="Virtual start time, e.g. 2026-11-27T06:00:00Z (UTC if no zone; default: now)."),
+    ] = None,
+    size: Annotated[
+        int | None, typer.Option(help="Multiplies every account's entities; ~2000 makes 1M-row reports.")
+    ] = None,
+    scenario: Annotated[
+        Path | None,
+        typer.Option(help="Scenario file (TOML or JSON): seed, time_scale, now, size, delays, faults."),
+    ] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(help="Inject a fault: KIND[:key=value,...], e.g. truncate:fraction=0.3 (repeatable). "
+                     "Kinds: throttle, server_error, slow, hang, drop_download, truncate, corrupt, "
+                     "expire_url, fatal, cancelled, stuck, token_expiry."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the start-up details as one JSON line.")
+    ] = False,
+) -> None:
+    """Run the Amazon API emulator (LWA, Ads reporting v3, SP-API Reports) until Ctrl-C.
+
+    It prints its base URL and the credentials it accepts; GET /_emulator/credentials returns them too.
+    """
+    from datetime import UTC
+
+    start = None
+    if now is not None:
+        try:
+            start = datetime.fromisoformat(now)
+        except ValueError:
+            raise ConfigError(f"--now: not an ISO-8601 date-time: {now!r}") from None
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=UTC)
+    chosen = _scenario(
+        scenario, {"seed": seed, "time_scale": time_scale, "now": start, "size": size}, fault or []
+    )
+    from amzlake.emulator.server import EmulatorServer
+
+    try:
+        server = EmulatorServer(chosen, host=host, port=port)
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    creds = server.state.world.credentials()
+    info = {"base_url": server.base_url, "seed": chosen.seed, "time_scale": chosen.time_scale,
+            "faults": len(chosen.faults), "credentials": creds}
+    out = Console(highlight=False)
+    if as_json:
+        print(json.dumps(info), flush=True)
+    else:
+        out.print(f"[bold]amzlake emulator[/] listening on [cyan]{server.base_url}[/] (seed {chosen.seed}, "
+                  f"time scale {chosen.time_scale:g}, {len(chosen.faults)} fault rule(s))")
+        out.print(f"  LWA token URL      {server.base_url}/auth/o2/token")
+        out.print(f"  LWA client id      {creds['lwa']['client_id']}")
+        out.print(f"  LWA client secret  {creds['lwa']['client_secret']}")
+        out.print(f"  Ads refresh token  {creds['ads']['refresh_token']}")
+        for p in creds["ads"]["profiles"]:
+            out.print(f"  Ads profile        {p['profile_id']}  {p['country_code']} {p['currency_code']} "
+                      f"{p['timezone']}")
+        for v in creds["vendor"]:
+            out.print(f"  Vendor account     {v['selling_partner_id']}  marketplace {v['marketplace_id']} "
+                      f"({v['country_code']})  refresh token {v['refresh_token']}")
+        out.print(f"  Credentials JSON   {server.base_url}/_emulator/credentials")
+        out.print("Ctrl-C stops it.")
+        sys.stdout.flush()
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+
+
+@app.command(
+    epilog="Example:\n\n  amzlake demo",
+)
+def demo(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Show the emulator at work: sign in, request Ads and vendor reports, download and check them."""
+    from amzlake.emulator.demo import run_demo
+
+    run_demo(as_json=as_json)
+
+
+def main() -> None:
+    """Entry point: run the app, turning amzlake's errors into one line and an exit code."""
+    try:
+        app()
+    except AmzlakeError as e:
+        # Plain write: one line, never wrapped or styled, whatever the terminal.
+        sys.stderr.write(f"amzlake: error: {e}\n")
+        sys.exit(e.exit_code)
