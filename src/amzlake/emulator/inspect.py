@@ -26,11 +26,13 @@ def _job_view(state: EmulatorState, job: ReportJob) -> dict[str, Any]:
         "request": job.request,
         "failure_reason": job.failure_reason,
         "generation_error": job.generation_error,
+        "generation_seconds": job.generation_seconds,
         "document": None if doc is None else {
             "document_id": job.document_id,
             "size": doc.size,
             "uncompressed_size": doc.uncompressed_size,
             "sha256": doc.sha256,
+            "path": str(doc.path),
         },
     }
 

@@ -14,6 +14,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -67,6 +68,7 @@ class ReportJob:
     truth: Truth | None = None
     cancelled_at: datetime | None = None
     generation_error: str | None = None
+    generation_seconds: float | None = None  # real time spent generating and spooling
     _ready: threading.Event = field(default_factory=threading.Event, repr=False)
     _expects_document: bool = False
 
@@ -179,6 +181,7 @@ class JobStore:
         return job
 
     def _build(self, job: ReportJob, plan: Callable[[], DocumentPlan | None]) -> None:
+        started = time.perf_counter()
         try:
             made = plan()
             if made is not None:
@@ -189,6 +192,7 @@ class JobStore:
             job.generation_error = f"{type(e).__name__}: {e}"
             job.failure_reason = "Report generation failed due to an internal error. Please retry"
         finally:
+            job.generation_seconds = time.perf_counter() - started
             job._ready.set()
 
     def get(self, api: str, owner: str, report_id: str) -> ReportJob | None:
