@@ -17,3 +17,26 @@ class ConfigError(AmzlakeError):
 
 class ScenarioError(ConfigError):
     """An emulator scenario file or fault flag is invalid."""
+
+
+class StorageError(AmzlakeError):
+    """The raw zone or the ledger could not be read or written (the message names where)."""
+
+
+class StaleEntry(StorageError):
+    """A compare-and-set ledger update lost: someone else changed the slice since it was read."""
+
+
+class InvalidTransition(AmzlakeError):
+    """A slice was asked to move between two ledger states that the state machine does not link."""
+
+    def __init__(self, slice_key: str, from_state: str, to_state: str, why: str = "") -> None:
+        self.slice_key = slice_key
+        self.from_state = from_state
+        self.to_state = to_state
+        detail = f": {why}" if why else ""
+        super().__init__(f"slice {slice_key}: cannot go from {from_state} to {to_state}{detail}")
+
+
+class DocumentCorrupt(AmzlakeError):
+    """A downloaded report document is truncated, corrupt or not the size announced."""
