@@ -19,6 +19,13 @@ class ScenarioError(ConfigError):
     """An emulator scenario file or fault flag is invalid."""
 
 
+class CredentialsError(AmzlakeError):
+    """A credential reference cannot be resolved or its store is unsafe; names the reference, never
+    the value."""
+
+    exit_code = 3
+
+
 class StorageError(AmzlakeError):
     """The raw zone or the ledger could not be read or written (the message names where)."""
 
