@@ -1,0 +1,1 @@
+"""Ingestion: what to ask Amazon for (planner), the slice state machine (states), the runner."""

@@ -1,0 +1,1 @@
+"""Storage backends: the raw zone's object stores and the ledger, each chosen by location."""

@@ -1,0 +1,232 @@
+"""The ledger: one row per slice, behind an interface with compare-and-set updates.
+
+`open_ledger` picks the backend from the location, like pyiceberg's `load_catalog`: a path or
+`sqlite:///path` is the embedded SQLite ledger; `dynamodb://table` is the AWS runtime's (its module
+imports boto3, so only that choice loads it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from amzlake.errors import ConfigError
+from amzlake.ingest.states import DONE_STATES, PENDING_STATES, FailureClass, SliceState
+from amzlake.slices import Slice
+
+
+@dataclass(frozen=True)
+class RawObject:
+    """One downloaded document in the raw zone: where, its checksum and size, and when."""
+
+    key: str
+    sha256: str
+    size: int
+    fetched_at: datetime
+    document_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (times as ISO strings)."""
+        return {"key": self.key, "sha256": self.sha256, "size": self.size,
+                "fetched_at": self.fetched_at.isoformat(), "document_id": self.document_id}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RawObject:
+        """The object `to_dict` described."""
+        return cls(str(data["key"]), str(data["sha256"]), int(data["size"]),
+                   datetime.fromisoformat(data["fetched_at"]), data.get("document_id"))
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """A slice's row in the ledger. `version` rises by one with every change (compare-and-set)."""
+
+    slice_key: str
+    source: str
+    account_id: str
+    report_type: str
+    report_date: date
+    start: date | datetime
+    end: date | datetime
+    spec: dict[str, Any]
+    state: SliceState
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+    failure_class: FailureClass | None = None
+    remote_report_id: str | None = None
+    remote_document_id: str | None = None
+    attempts: int = 0
+    requested_at: datetime | None = None
+    finished_at: datetime | None = None
+    raw_objects: tuple[RawObject, ...] = ()
+    row_count: int | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    note: str | None = None
+
+    @property
+    def end_day(self) -> date:
+        """The last day the slice covers."""
+        return self.end.date() if isinstance(self.end, datetime) else self.end
+
+
+# The fields a slice is born with; `update` refuses to change them (they make up its identity).
+IDENTITY_FIELDS = frozenset({"slice_key", "source", "account_id", "report_type", "report_date",
+                             "start", "end", "spec", "created_at", "version"})
+UPDATABLE_FIELDS = frozenset(f.name for f in dataclasses.fields(LedgerEntry)) - IDENTITY_FIELDS
+
+
+def planned_entry(slice_: Slice, now: datetime) -> LedgerEntry:
+    """A new planned ledger entry for `slice_` (holds the spec, never a credential)."""
+    if now.tzinfo is None:
+        raise ValueError("ledger times must be timezone-aware")
+    return LedgerEntry(
+        slice_key=slice_.key, source=slice_.source.value, account_id=slice_.account.account_id,
+        report_type=slice_.report_type, report_date=slice_.report_date, start=slice_.start,
+        end=slice_.end, spec=slice_.spec.normalised(), state=SliceState.PLANNED,
+        created_at=now, updated_at=now,
+    )
+
+
+def check_changes(entry: LedgerEntry, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The changes, validated: known updatable fields only, enums coerced, times aware."""
+    unknown = set(changes) - UPDATABLE_FIELDS
+    if unknown:
+        raise ValueError(f"slice {entry.slice_key}: cannot update {sorted(unknown)}; "
+                         f"updatable fields are {sorted(UPDATABLE_FIELDS)}")
+    out = dict(changes)
+    if "state" in out:
+        out["state"] = SliceState(out["state"])
+    if out.get("failure_class") is not None:
+        out["failure_class"] = FailureClass(out["failure_class"])
+    if "raw_objects" in out:
+        out["raw_objects"] = tuple(out["raw_objects"])
+    for name, value in out.items():
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise ValueError(f"slice {entry.slice_key}: {name} must be timezone-aware")
+    return out
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed slice as `amzlake status` lists it."""
+
+    slice_key: str
+    report_date: date
+    failure_class: FailureClass | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class LedgerSummary:
+    """The state of one account's report type: for `amzlake status`.
+
+    `last_complete_day` is the latest day covered by a slice that is downloaded, curated or empty;
+    `complete_through` is the day before the earliest slice that is not (None when the first one
+    is not), i.e. how far the data has no holes.
+    """
+
+    source: str
+    account_id: str
+    report_type: str
+    counts: dict[str, int]
+    last_complete_day: date | None
+    complete_through: date | None
+    pending: int
+    failures: tuple[Failure, ...] = field(default=())
+
+
+def summarise(entries: Iterable[LedgerEntry]) -> list[LedgerSummary]:
+    """Per (source, account, report type) summaries of `entries`, sorted by those fields."""
+    groups: dict[tuple[str, str, str], list[LedgerEntry]] = {}
+    for e in entries:
+        groups.setdefault((e.source, e.account_id, e.report_type), []).append(e)
+    out: list[LedgerSummary] = []
+    for (source, account_id, report_type), group in sorted(groups.items()):
+        group.sort(key=lambda e: (e.report_date, e.end_day, e.slice_key))
+        counts: dict[str, int] = {}
+        for e in group:
+            counts[e.state.value] = counts.get(e.state.value, 0) + 1
+        done = [e.end_day for e in group if e.state in DONE_STATES]
+        through: date | None = None
+        for e in group:
+            if e.state not in DONE_STATES:
+                break
+            through = e.end_day if through is None else max(through, e.end_day)
+        out.append(LedgerSummary(
+            source=source, account_id=account_id, report_type=report_type, counts=counts,
+            last_complete_day=max(done) if done else None, complete_through=through,
+            pending=sum(1 for e in group if e.state in PENDING_STATES),
+            failures=tuple(Failure(e.slice_key, e.report_date, e.failure_class, e.error)
+                           for e in group if e.state is SliceState.FAILED),
+        ))
+    return out
+
+
+class Ledger(Protocol):
+    """Where slices and their progress are kept; every change is compare-and-set on `version`."""
+
+    def plan(self, slices: Sequence[Slice], now: datetime) -> list[LedgerEntry]:
+        """Entries for `slices` in order: new keys inserted as planned, existing ones untouched."""
+        ...
+
+    def get(self, key: str) -> LedgerEntry | None:
+        """The entry for slice `key`, or None."""
+        ...
+
+    def update(self, entry: LedgerEntry, changes: Mapping[str, Any]) -> LedgerEntry:
+        """The entry after `changes`, if still at `entry.version` (else raises StaleEntry)."""
+        ...
+
+    def query(self, *, states: Iterable[SliceState] | None = None, source: str | None = None,
+              account_id: str | None = None, report_type: str | None = None,
+              since: date | None = None) -> list[LedgerEntry]:
+        """Entries matching every filter (`since`: report_date on or after), by date, key."""
+        ...
+
+    def acquire(self, key: str, owner: str, now: datetime, lease: timedelta) -> LedgerEntry | None:
+        """The entry leased to `owner` until now + lease; None if another holds a live lease."""
+        ...
+
+    def release(self, key: str, owner: str) -> LedgerEntry | None:
+        """The entry with `owner`'s lease dropped, or None if `owner` does not hold it."""
+        ...
+
+    def summary(self) -> list[LedgerSummary]:
+        """Per account and report type: last complete day, pending count, failures with reasons."""
+        ...
+
+    def close(self) -> None:
+        """Release the backend's connections."""
+        ...
+
+
+def open_ledger(location: str | Path, **options: Any) -> Ledger:
+    """The ledger at `location`: a file path or sqlite:///path (SQLite), dynamodb://table (AWS)."""
+    text = str(location)
+    if text.startswith("dynamodb://"):
+        table = text.removeprefix("dynamodb://").strip("/")
+        if not table:
+            raise ConfigError(f"ledger {text!r}: dynamodb:// needs a table name (dynamodb://TABLE)")
+        raise ConfigError(f"ledger {text!r}: the DynamoDB ledger comes with the AWS runtime; "
+                          "use a file path or sqlite:///path for now")
+    if "://" in text and not text.startswith(("sqlite://", "file://")):
+        scheme = text.split("://", 1)[0]
+        raise ConfigError(f"ledger {text!r}: unknown scheme {scheme!r}; "
+                          "use a file path, sqlite:///path or dynamodb://table")
+    path = text
+    for prefix in ("sqlite://", "file://"):
+        if path.startswith(prefix):
+            path = path.removeprefix(prefix)
+    if not path:
+        raise ConfigError(f"ledger {text!r}: no file path given")
+    from amzlake.storage.sqlite_ledger import SqliteLedger
+
+    return SqliteLedger(Path(path), **options)
