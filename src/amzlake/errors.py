@@ -47,3 +47,61 @@ class InvalidTransition(AmzlakeError):
 
 class DocumentCorrupt(AmzlakeError):
     """A downloaded report document is truncated, corrupt or not the size announced."""
+
+
+# ---- Calls to Amazon's APIs (sources/) ----------------------------------------------------------
+# Messages name the operation, the HTTP status and Amazon's own code and message; they never hold an
+# access token, a refresh token, a client secret or a presigned URL's query string.
+
+
+class AuthError(AmzlakeError):
+    """LWA refused the app or the refresh token, or an API refused a freshly refreshed token."""
+
+    exit_code = 3
+
+
+class ApiCallError(AmzlakeError):
+    """A call to an Amazon API that did not succeed; `operation` names it (e.g. spapi.getReport)."""
+
+    def __init__(self, message: str, *, operation: str, status: int | None = None,
+                 code: str | None = None, amazon_message: str | None = None) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.status = status
+        self.code = code
+        self.amazon_message = amazon_message
+
+
+class ThrottledError(ApiCallError):
+    """Amazon kept answering 429 until the retry budget ran out."""
+
+
+class RemoteError(ApiCallError):
+    """Amazon kept failing (5xx) or could not be reached, until the retry budget ran out."""
+
+
+class RequestTimeout(RemoteError):
+    """Every attempt timed out (connect, read, write or pool timeout)."""
+
+
+class OutcomeUnknown(RemoteError):
+    """A non-idempotent call (createReport) was sent but its answer was lost: it may have happened.
+
+    Not retried blindly: the caller looks the report up (getReports) before asking again.
+    """
+
+
+class ApiRequestError(ApiCallError):
+    """Amazon refused the request itself (a 4xx other than 429): retrying it as is cannot help."""
+
+
+class NotFoundError(ApiRequestError):
+    """The report, document or profile does not exist (HTTP 404)."""
+
+
+class UrlExpired(ApiRequestError):
+    """A document URL is no longer valid; ask for the report or document again for a new one."""
+
+
+class UnexpectedResponse(ApiCallError):
+    """Amazon answered something amzlake does not understand (an unknown status, a bad body)."""
