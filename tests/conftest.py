@@ -66,7 +66,7 @@ def scenario_for_tests(**overrides: Any) -> Scenario:
     """A scenario for tests: fixed now, fast clock, short delays; `overrides` win."""
     data: dict[str, Any] = {
         "seed": 7,
-        "time_scale": 3600.0,
+        "time_scale": 600.0,
         "now": FIXED_NOW.isoformat(),
         "delays": {"ads_queue": 5, "ads_processing": 20, "spapi_queue": 5, "spapi_processing": 20,
                    "sigma": 0.3},

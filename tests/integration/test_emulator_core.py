@@ -94,7 +94,7 @@ def _small_job(emu: RunningEmulator, rows: int = 20_000) -> ReportJob:
     return job
 
 
-def _url(emu: RunningEmulator, job: ReportJob, ttl: float = 300) -> str:
+def _url(emu: RunningEmulator, job: ReportJob, ttl: float = 10**7) -> str:
     token, _ = emu.state.jobs.link(job, ttl)
     return f"{emu.base_url}/_emulator/documents/{token}/report.json.gz"
 

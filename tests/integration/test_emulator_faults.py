@@ -46,7 +46,7 @@ def _ads_headers(emu: RunningEmulator) -> dict[str, str]:
 
 
 def _wait_spapi(emu: RunningEmulator, headers: dict[str, str], report_id: str) -> dict[str, Any]:
-    emu.client.post("/_emulator/clock/advance", params={"seconds": 3600})
+    emu.client.post("/_emulator/clock/advance", params={"seconds": 1800})
     emu.state.jobs.find("spapi", report_id).wait_ready(30)
     return emu.client.get(f"{REPORTS}/{report_id}", headers=headers).json()
 
@@ -107,7 +107,7 @@ def test_ads_failed_report(make_emulator: EmulatorFactory) -> None:
     emu = make_emulator(faults=[{"kind": "fatal", "operation": "ads.createAsyncReport"}])
     headers = _ads_headers(emu)
     report_id = emu.client.post("/reporting/reports", headers=headers, json=_ads_request()).json()["reportId"]
-    emu.client.post("/_emulator/clock/advance", params={"seconds": 3600})
+    emu.client.post("/_emulator/clock/advance", params={"seconds": 1800})
     report = emu.client.get(f"/reporting/reports/{report_id}", headers=headers).json()
     assert report["status"] == "FAILED"
     assert report["failureReason"] and report["url"] is None
@@ -126,7 +126,8 @@ def test_stuck_report_stays_queued_and_can_be_cancelled(make_emulator: EmulatorF
     emu = make_emulator(faults=[{"kind": "stuck", "operation": "spapi.createReport"}])
     headers = emu.spapi_headers()
     report_id = emu.client.post(REPORTS, headers=headers, json=_sales_request(emu)).json()["reportId"]
-    emu.client.post("/_emulator/clock/advance", params={"seconds": 10 * 3600})
+    # Far longer than any drawn delay, yet inside the access token's hour.
+    emu.client.post("/_emulator/clock/advance", params={"seconds": 3000})
     report = emu.client.get(f"{REPORTS}/{report_id}", headers=headers).json()
     assert report["processingStatus"] == "IN_QUEUE"
     assert emu.client.delete(f"{REPORTS}/{report_id}", headers=headers).status_code == 200

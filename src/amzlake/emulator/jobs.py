@@ -178,6 +178,8 @@ class JobStore:
                 self._by_document[document_id] = job
         if plan is not None:
             self._pool.submit(self._build, job, plan)
+        else:
+            job._ready.set()  # nothing to build
         return job
 
     def _build(self, job: ReportJob, plan: Callable[[], DocumentPlan | None]) -> None:
