@@ -73,10 +73,10 @@ def create(emu: RunningEmulator, body: dict[str, Any], pid: int, prefix: str = "
 def poll(
     emu: RunningEmulator, report_id: str, pid: int, until: Callable[[dict], bool], timeout: float = 60.0
 ) -> dict[str, Any]:
-    h = headers(emu, pid)
     deadline = time.monotonic() + timeout
     while True:
-        r = emu.client.get(f"/reporting/reports/{report_id}", headers=h)
+        # Fresh headers each time: at the tests' time scale an access token lasts one real second.
+        r = emu.client.get(f"/reporting/reports/{report_id}", headers=headers(emu, pid))
         assert r.status_code == 200, r.text
         body = r.json()
         if until(body) or time.monotonic() > deadline:

@@ -14,7 +14,7 @@ import csv
 import io
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -648,8 +648,3 @@ def ads_document(
 
         return DocumentPlan(chunks=csv_chunks(), truth=gen.truth)
     return DocumentPlan(chunks=json_array(c for c in gen.chunks() if c), truth=gen.truth)
-
-
-def report_dates(start: date, end: date) -> list[date]:
-    """Every date from start to end, both included."""
-    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
