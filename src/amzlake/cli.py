@@ -140,6 +140,30 @@ def demo(
     run_demo(as_json=as_json)
 
 
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  amzlake init\n\n"
+        "  amzlake init --path conf/amzlake.toml --force\n\n"
+        "  AMZLAKE_CONFIG=conf/amzlake.toml amzlake run"
+    ),
+)
+def init(
+    path: Annotated[Path, typer.Option(help="Where to write the config.")] = Path("amzlake.toml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the file if it exists.")] = False,
+) -> None:
+    """Write a commented starter config (amzlake.toml) that loads as it stands; edit it, then run."""
+    from amzlake.config import load_config
+    from amzlake.starter_config import write_starter_config
+
+    written = write_starter_config(path, force=force)
+    load_config(written, environ={})  # the starter must always load; fail loudly here if not
+    Console(highlight=False).print(
+        f"wrote {written}: fill in [lwa.default] and the refresh-token references, then `amzlake run`",
+        markup=False,
+    )
+
+
 def main() -> None:
     """Entry point: run the app, turning amzlake's errors into one line and an exit code."""
     try:
