@@ -505,3 +505,22 @@ def test_a_download_that_breaks_off_is_an_error_not_a_short_document() -> None:
     assert received == [b"half"]
     assert "broke off after 4 bytes" in str(info.value)
     assert http.stats()["spapi.download"].calls == 1  # not silently restarted mid-document
+
+
+# ---- hosts ---------------------------------------------------------------------------------------
+
+
+def test_hosts_per_region_and_for_a_stand_in() -> None:
+    from amzlake.sources.hosts import amazon_hosts, emulator_hosts, region_of
+
+    eu = amazon_hosts("eu")
+    assert eu.ads == "https://advertising-api-eu.amazon.com"
+    assert eu.spapi == "https://sellingpartnerapi-eu.amazon.com"
+    assert eu.ads_lwa == "https://api.amazon.co.uk/auth/o2/token"
+    assert eu.spapi_lwa == "https://api.amazon.com/auth/o2/token"
+    assert amazon_hosts("NA", sandbox=True).spapi == "https://sandbox.sellingpartnerapi-na.amazon.com"
+    fe = emulator_hosts("http://127.0.0.1:8000/", "FE")
+    assert (fe.ads, fe.spapi_lwa) == ("http://127.0.0.1:8000/fe",
+                                      "http://127.0.0.1:8000/auth/o2/token")
+    with pytest.raises(ValueError, match="unknown region 'XX'; allowed: NA, EU, FE"):
+        region_of("XX")
