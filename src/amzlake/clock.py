@@ -1,4 +1,4 @@
-"""A clock whose virtual time runs `scale` times faster than real time.
+"""A clock whose virtual time runs `scale` times faster than real time (scale 1: the real clock).
 
 Processing delays of minutes to hours and rate limits of one call a minute play out in seconds when
 the emulator runs with a large time scale. Tests can also jump the clock forward.

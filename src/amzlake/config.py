@@ -56,6 +56,7 @@ from amzlake.catalog.ads import (
     TimeUnit,
     validate_create_request,
 )
+from amzlake.catalog.marketplaces import MARKETPLACES_BY_ID
 from amzlake.catalog.vendor import VENDOR_REPORT_TYPES, DateRule, VendorReportType
 from amzlake.default_reports import (
     ACCOUNT_OPTIONS,
@@ -109,29 +110,7 @@ _PROBE_DAY = date(2024, 1, 1)
 
 # SP-API marketplace ids by region (developer-docs.amazon.com/sp-api/docs/marketplace-ids).
 MARKETPLACES: Mapping[str, tuple[str, Region]] = {
-    "A2EUQ1WTGCTBG2": ("CA", Region.NA),
-    "ATVPDKIKX0DER": ("US", Region.NA),
-    "A1AM78C64UM0Y8": ("MX", Region.NA),
-    "A2Q3Y263D00KWC": ("BR", Region.NA),
-    "A28R8C7NBKEWEA": ("IE", Region.EU),
-    "A1RKKUPIHCS9HS": ("ES", Region.EU),
-    "A1F83G8C2ARO7P": ("UK", Region.EU),
-    "A13V1IB3VIYZZH": ("FR", Region.EU),
-    "AMEN7PMS3EDWL": ("BE", Region.EU),
-    "A1805IZSGTT6HS": ("NL", Region.EU),
-    "A1PA6795UKMFR9": ("DE", Region.EU),
-    "APJ6JRA9NG5V4": ("IT", Region.EU),
-    "A2NODRKZP88ZB9": ("SE", Region.EU),
-    "AE08WJ6YKNBMC": ("ZA", Region.EU),
-    "A1C3SOZRARQ6R3": ("PL", Region.EU),
-    "ARBP9OOSHTCHU": ("EG", Region.EU),
-    "A33AVAJ2PDY3EV": ("TR", Region.EU),
-    "A17E79C6D8DWNP": ("SA", Region.EU),
-    "A2VIGQ35RCS4UG": ("AE", Region.EU),
-    "A21TJRUUN4KGV": ("IN", Region.EU),
-    "A19VAU5U5O7RUS": ("SG", Region.FE),
-    "A39IBJ37TRP1C6": ("AU", Region.FE),
-    "A1VC38T7YXB528": ("JP", Region.FE),
+    m.marketplace_id: (m.country_code, Region(m.region)) for m in MARKETPLACES_BY_ID.values()
 }
 
 # Ads profile country codes by region (ads-facts.md §1; Ads writes UK, not GB).

@@ -63,6 +63,27 @@ class AdsReportSpec:
         """The name raw keys and tables use for this spec."""
         return self.report_type_id
 
+    @classmethod
+    def from_normalised(cls, data: dict[str, Any]) -> AdsReportSpec:
+        """The spec `normalised()` described (lists in their sorted, canonical order)."""
+        return cls(
+            report_type_id=data["reportTypeId"],
+            ad_product=data["adProduct"],
+            group_by=tuple(data["groupBy"]),
+            columns=tuple(data["columns"]),
+            time_unit=data["timeUnit"],
+            filters=tuple((f, tuple(v)) for f, v in data["filters"]),
+            format=data["format"],
+        )
+
+    def canonical(self) -> AdsReportSpec:
+        """The same spec with groupBy, columns and filters in canonical order.
+
+        Requests are always sent in this order, so a repeated create is byte-identical and Amazon's
+        425 duplicate check recognises it, whichever run (or runtime) sends it.
+        """
+        return AdsReportSpec.from_normalised(self.normalised())
+
     def normalised(self) -> dict[str, Any]:
         """The fields that identify the spec, order-independent where Amazon's meaning is."""
         return {
@@ -88,6 +109,11 @@ class VendorReportSpec:
         """A spec with options sorted by name."""
         return cls(report_type, tuple(sorted((options or {}).items())))
 
+    @classmethod
+    def from_normalised(cls, data: dict[str, Any]) -> VendorReportSpec:
+        """The spec `normalised()` described."""
+        return cls.of(data["reportType"], data.get("reportOptions") or {})
+
     def options_dict(self) -> dict[str, str]:
         """The options as sent in `reportOptions`."""
         return dict(self.options)
@@ -98,6 +124,13 @@ class VendorReportSpec:
 
 
 ReportSpec = AdsReportSpec | VendorReportSpec
+
+
+def spec_from_normalised(source: Source | str, data: dict[str, Any]) -> ReportSpec:
+    """The spec of `source` that a ledger row's `spec` field describes."""
+    if Source(source) is Source.ADS:
+        return AdsReportSpec.from_normalised(data)
+    return VendorReportSpec.from_normalised(data)
 
 
 def _iso(value: date | datetime) -> str:

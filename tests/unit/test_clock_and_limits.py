@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from amzlake.catalog.limits import SPAPI_REPORTS_LIMITS, RateLimit
-from amzlake.emulator.clock import ScaledClock
+from amzlake.clock import ScaledClock
 from amzlake.ratelimit import BucketSet, TokenBucket
 
 

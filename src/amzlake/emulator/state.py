@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from amzlake.catalog.limits import RateLimit
-from amzlake.emulator.clock import ScaledClock
+from amzlake.clock import ScaledClock
 from amzlake.emulator.faults import Fault, FaultKind, FaultPlan, Outcome, ReportFault, Scenario
 from amzlake.emulator.jobs import JobStatus, JobStore, ReportJob
 from amzlake.emulator.world import VendorAccount, World, build_world

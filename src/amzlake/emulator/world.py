@@ -11,44 +11,13 @@ import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from amzlake.catalog.marketplaces import MARKETPLACES_BY_COUNTRY, Marketplace
+
 _ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-@dataclass(frozen=True)
-class Marketplace:
-    """An Amazon marketplace: id, country, currency and API region."""
-
-    marketplace_id: str
-    country_code: str
-    currency_code: str
-    region: str  # NA | EU | FE
-    timezone: str
-    # Minor units of the currency: JPY has none, most others two.
-    currency_decimals: int = 2
-
-
-MARKETPLACES: dict[str, Marketplace] = {
-    m.country_code: m
-    for m in (
-        Marketplace("ATVPDKIKX0DER", "US", "USD", "NA", "America/Los_Angeles"),
-        Marketplace("A2EUQ1WTGCTBG2", "CA", "CAD", "NA", "America/Los_Angeles"),
-        Marketplace("A1AM78C64UM0Y8", "MX", "MXN", "NA", "America/Mexico_City"),
-        Marketplace("A2Q3Y263D00KWC", "BR", "BRL", "NA", "America/Sao_Paulo"),
-        Marketplace("A1F83G8C2ARO7P", "UK", "GBP", "EU", "Europe/London"),
-        Marketplace("A1PA6795UKMFR9", "DE", "EUR", "EU", "Europe/Paris"),
-        Marketplace("A13V1IB3VIYZZH", "FR", "EUR", "EU", "Europe/Paris"),
-        Marketplace("APJ6JRA9NG5V4", "IT", "EUR", "EU", "Europe/Paris"),
-        Marketplace("A1RKKUPIHCS9HS", "ES", "EUR", "EU", "Europe/Paris"),
-        Marketplace("A1805IZSGTT6HS", "NL", "EUR", "EU", "Europe/Amsterdam"),
-        Marketplace("A2NODRKZP88ZB9", "SE", "SEK", "EU", "Europe/Stockholm"),
-        Marketplace("A1C3SOZRARQ6R3", "PL", "PLN", "EU", "Europe/Warsaw"),
-        Marketplace("A21TJRUUN4KGV", "IN", "INR", "EU", "Asia/Kolkata"),
-        Marketplace("A1VC38T7YXB528", "JP", "JPY", "FE", "Asia/Tokyo", currency_decimals=0),
-        Marketplace("A39IBJ37TRP1C6", "AU", "AUD", "FE", "Australia/Sydney"),
-        Marketplace("A19VAU5U5O7RUS", "SG", "SGD", "FE", "Asia/Singapore"),
-    )
-}
-MARKETPLACES_BY_ID: dict[str, Marketplace] = {m.marketplace_id: m for m in MARKETPLACES.values()}
+# The emulator's marketplaces are Amazon's (shared with the pipeline's catalogue).
+MARKETPLACES = MARKETPLACES_BY_COUNTRY
 
 
 def stable_int(*parts: object, bits: int = 63) -> int:

@@ -179,8 +179,8 @@ def _hour_units(rt: VendorReportType, now: datetime) -> tuple[list[Unit], int]:
         end = min(newest_end, datetime.combine(day + timedelta(days=1), time(0), UTC))
         if end <= start:
             break
-        # Inclusive end, one second short of the next hour: every full hour inside is reported.
-        units.append(Unit(start, end - timedelta(seconds=1), day))
+        # On the hour, as SP-API wants; the report holds every full hour between start and end.
+        units.append(Unit(start, end, day))
         day += timedelta(days=1)
     return units, 1
 
