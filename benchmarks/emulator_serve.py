@@ -36,27 +36,31 @@ MB = 1_000_000
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=160, help="emulator --size (entities multiplier)")
+    parser.add_argument("--size", type=int, default=300, help="emulator --size (entities multiplier)")
     parser.add_argument("--days", type=int, default=31, help="days in the report")
     args = parser.parse_args()
 
-    with EmulatorProcess("--size", str(args.size), "--time-scale", "100000", "--now", NOW,
+    with EmulatorProcess("--size", str(args.size), "--time-scale", "1000", "--now", NOW,
                          "--seed", "1") as emu, httpx.Client(base_url=emu.base_url, timeout=600) as client:
         creds = emu.credentials
         lwa = creds["lwa"]
-        token = client.post("/auth/o2/token", data={
-            "grant_type": "refresh_token", "refresh_token": creds["ads"]["refresh_token"],
-            "client_id": lwa["client_id"], "client_secret": lwa["client_secret"],
-        }).json()["access_token"]
+
+        def headers() -> dict[str, str]:
+            # A fresh token per call: on the fast virtual clock an access token lives moments.
+            token = client.post("/auth/o2/token", data={
+                "grant_type": "refresh_token", "refresh_token": creds["ads"]["refresh_token"],
+                "client_id": lwa["client_id"], "client_secret": lwa["client_secret"],
+            }).json()["access_token"]
+            return {"Authorization": f"Bearer {token}",
+                    "Amazon-Advertising-API-ClientId": lwa["client_id"],
+                    "Amazon-Advertising-API-Scope": str(profile["profile_id"]),
+                    "Content-Type": "application/vnd.createasyncreportrequest.v3+json"}
+
         profile = next(p for p in creds["ads"]["profiles"] if p["country_code"] == "US")
-        headers = {"Authorization": f"Bearer {token}",
-                   "Amazon-Advertising-API-ClientId": lwa["client_id"],
-                   "Amazon-Advertising-API-Scope": str(profile["profile_id"]),
-                   "Content-Type": "application/vnd.createasyncreportrequest.v3+json"}
         end = date(2026, 11, 19)
         start = end - timedelta(days=args.days - 1)
         created = time.perf_counter()
-        r = client.post("/reporting/reports", headers=headers, json={
+        r = client.post("/reporting/reports", headers=headers(), json={
             "startDate": start.isoformat(), "endDate": end.isoformat(),
             "configuration": {"adProduct": "SPONSORED_PRODUCTS", "reportTypeId": "spAdvertisedProduct",
                               "groupBy": ["advertiser"], "columns": COLUMNS, "timeUnit": "DAILY",
@@ -65,7 +69,9 @@ def main() -> None:
         r.raise_for_status()
         report_id = r.json()["reportId"]
         while True:
-            report = client.get(f"/reporting/reports/{report_id}", headers=headers).json()
+            report = client.get(f"/reporting/reports/{report_id}", headers=headers()).json()
+            if "status" not in report:
+                sys.exit(f"unexpected answer: {report}")
             if report["status"] in ("COMPLETED", "FAILED"):
                 break
             time.sleep(0.2)
