@@ -1,0 +1,538 @@
+"""The runner: the durable state machine that takes each slice from planned to downloaded.
+
+Per slice: create the report -> record its id in the ledger (before any wait) -> poll with a
+growing interval, bounded by the report type's maximum wait -> download the document, verified,
+into the raw zone -> record the raw object. Every step is a compare-and-set on the ledger, under a
+lease, so a crash anywhere (kill -9 included) leaves a state the next run resumes from:
+
+- planned with no create sent: create;
+- planned with a create sent but no id recorded (the crash came between the two): re-attach
+  instead of asking again. Ads answers a repeated create with HTTP 425 naming the live report;
+  for SP-API the runner looks the report up with getReports (type, marketplace, data times,
+  created since the create was sent, not already another slice's);
+- requested or processing: poll the recorded report id;
+- downloaded: nothing left to do here (the transform takes it from there).
+
+FATAL and FAILED reports are classified (a request Amazon refused as invalid is `fatal-input` and
+is not asked again as is); CANCELLED is "no data" (`empty`); an expired document URL is asked for
+again; a truncated or corrupt download is never stored as good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Protocol
+
+import orjson
+
+from amzlake.errors import (
+    ApiCallError,
+    ApiRequestError,
+    AuthError,
+    DocumentCorrupt,
+    NotFoundError,
+    OutcomeUnknown,
+    RemoteError,
+    StaleEntry,
+    ThrottledError,
+    UrlExpired,
+)
+from amzlake.ingest import states
+from amzlake.ingest.states import FailureClass, SliceState
+from amzlake.slices import (
+    Account,
+    AdsReportSpec,
+    Slice,
+    Source,
+    VendorReportSpec,
+    raw_key,
+    spec_from_normalised,
+)
+from amzlake.sources.ads import AdsClient, AdsReportStatus
+from amzlake.sources.spapi import ProcessingStatus, SpApiClient, data_times
+from amzlake.storage.ledger import Ledger, LedgerEntry, RawObject
+from amzlake.storage.objects import GzipVerifier, ObjectStore
+
+log = logging.getLogger(__name__)
+
+CREATE_SENT = "create sent"
+# Words of Amazon's FATAL texts that mean "your request was invalid" (spapi-facts.md §5):
+# asking again unchanged would only fail again.
+_INPUT_FATAL = re.compile(
+    r"requires the|reportOption|client error|parameters are valid|dataStartTime|dataEndTime|"
+    r"marketplace|invalid|not supported|must be",
+    re.IGNORECASE,
+)
+# Ads: "Report generation failed due to an internal error. Please retry" (ads-facts.md §4).
+_ADS_RETRY = re.compile(r"retry|internal error|temporar", re.IGNORECASE)
+
+
+class Clock(Protocol):
+    """Time for the runner: aware UTC `now()` and `sleep(seconds)` on the same clock."""
+
+    def now(self) -> datetime: ...
+
+    async def sleep(self, virtual_seconds: float) -> None: ...
+
+
+class Clients(Protocol):
+    """The API clients an account's calls go through."""
+
+    def ads(self, account: Account) -> AdsClient: ...
+
+    def spapi(self, account: Account) -> SpApiClient: ...
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How the runner paces itself (seconds are on the runner's clock)."""
+
+    download_concurrency: int = 8
+    poll_initial: float = 30.0
+    poll_factor: float = 1.5
+    poll_max: float = 300.0
+    max_wait: Callable[[str, str], timedelta] = field(default=lambda source, rt: timedelta(hours=3))
+    lease: timedelta = timedelta(hours=6)
+    download_attempts: int = 4
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    """Where one slice ended up in this run."""
+
+    slice_key: str
+    source: str
+    account_id: str
+    report_type: str
+    state: SliceState
+    failure_class: FailureClass | None = None
+    error: str | None = None
+    note: str | None = None
+    skipped: bool = False  # another run holds its lease
+
+
+@dataclass
+class RunResult:
+    """What a run did."""
+
+    results: list[SliceResult] = field(default_factory=list)
+    auth_error: str | None = None
+
+    def counts(self) -> dict[str, int]:
+        """Slices per final state (and `skipped`)."""
+        c = Counter("skipped" if r.skipped else r.state.value for r in self.results)
+        return dict(sorted(c.items()))
+
+    @property
+    def failed(self) -> list[SliceResult]:
+        """Slices that ended failed."""
+        return [r for r in self.results if r.state is SliceState.FAILED and not r.skipped]
+
+    @property
+    def waiting(self) -> list[SliceResult]:
+        """Slices whose report is still being made (picked up by the next run)."""
+        return [r for r in self.results
+                if r.state in (SliceState.REQUESTED, SliceState.PROCESSING) and not r.skipped]
+
+
+Listener = Callable[[LedgerEntry], None]
+
+
+def classify_fatal(text: str | None) -> FailureClass:
+    """`fatal-input` when Amazon's FATAL text says the request was invalid, else `fatal-remote`."""
+    return FailureClass.FATAL_INPUT if text and _INPUT_FATAL.search(text) else FailureClass.FATAL_REMOTE
+
+
+def classify_ads_failure(reason: str | None) -> FailureClass:
+    """Ads FAILED: `retryable` when Amazon says to retry, else `fatal-remote`."""
+    return FailureClass.RETRYABLE if reason and _ADS_RETRY.search(reason) else FailureClass.FATAL_REMOTE
+
+
+def _error_text(e: BaseException) -> str:
+    return str(e).splitlines()[0][:500] if str(e) else type(e).__name__
+
+
+class Runner:
+    """Works slices through the state machine, many at once, against one ledger and raw zone."""
+
+    def __init__(self, *, ledger: Ledger, store: ObjectStore, clients: Clients, clock: Clock,
+                 accounts: Mapping[tuple[str, str], Account], owner: str,
+                 settings: RunSettings | None = None, listener: Listener | None = None,
+                 raw_prefix: str = "raw") -> None:
+        self.ledger = ledger
+        self.store = store
+        self.clients = clients
+        self.clock = clock
+        self.accounts = accounts
+        self.owner = owner
+        self.settings = settings or RunSettings()
+        self.listener = listener or (lambda entry: None)
+        self.raw_prefix = raw_prefix
+        self._downloads = asyncio.Semaphore(self.settings.download_concurrency)
+        self._auth_failed: AuthError | None = None
+        self._known_remote_ids: set[str] = set()
+
+    # ---- ledger helpers -------------------------------------------------------------------
+
+    def _update(self, entry: LedgerEntry, changes: Mapping[str, object]) -> LedgerEntry:
+        updated = self.ledger.update(entry, changes)
+        self.listener(updated)
+        return updated
+
+    def _slice(self, entry: LedgerEntry) -> Slice:
+        account = self.accounts.get((entry.source, entry.account_id))
+        if account is None:
+            raise LookupError(f"slice {entry.slice_key}: account {entry.source}/{entry.account_id} "
+                              "is not in the configuration any more")
+        return Slice(account, spec_from_normalised(entry.source, entry.spec), entry.start, entry.end)
+
+    # ---- the run --------------------------------------------------------------------------
+
+    async def run(self, entries: Iterable[LedgerEntry]) -> RunResult:
+        """Work every entry (planned or live) as far as it goes in this run."""
+        work = list(entries)
+        self._known_remote_ids = {
+            e.remote_report_id for e in self.ledger.query() if e.remote_report_id
+        }
+        results = await asyncio.gather(*(self._guarded(e) for e in work))
+        out = RunResult(list(results))
+        if self._auth_failed is not None:
+            out.auth_error = str(self._auth_failed)
+        return out
+
+    async def _guarded(self, entry: LedgerEntry) -> SliceResult:
+        held = self.ledger.acquire(entry.slice_key, self.owner, self.clock.now(), self.settings.lease)
+        if held is None:
+            return SliceResult(entry.slice_key, entry.source, entry.account_id, entry.report_type,
+                               entry.state, skipped=True, note="another run holds this slice")
+        final = held
+        try:
+            final = await self._work(held)
+        except AuthError as e:
+            # Credentials are wrong for every slice of the account: stop asking, keep the state.
+            self._auth_failed = e
+            final = self.ledger.get(entry.slice_key) or held
+        except StaleEntry:
+            final = self.ledger.get(entry.slice_key) or held
+        except Exception as e:  # a bug or an unforeseen answer: record it, never lose the slice
+            log.exception("slice %s: unexpected error", entry.slice_key)
+            final = self.ledger.get(entry.slice_key) or held
+            if final.state in (SliceState.PLANNED, SliceState.REQUESTED, SliceState.PROCESSING):
+                final = self._update(final, states.mark_failed(
+                    final, FailureClass.RETRYABLE, f"unexpected error: {_error_text(e)}",
+                    self.clock.now()))
+        finally:
+            released = self.ledger.release(entry.slice_key, self.owner)
+            final = released or final
+        return SliceResult(final.slice_key, final.source, final.account_id, final.report_type,
+                           final.state, final.failure_class, final.error, final.note)
+
+    async def _work(self, entry: LedgerEntry) -> LedgerEntry:
+        if self._auth_failed is not None:
+            return entry
+        slice_ = self._slice(entry)
+        if entry.state is SliceState.PLANNED:
+            entry = await self._request(entry, slice_)
+        if entry.state in (SliceState.REQUESTED, SliceState.PROCESSING):
+            entry = await self._wait_and_fetch(entry, slice_)
+        return entry
+
+    # ---- create / re-attach ---------------------------------------------------------------
+
+    async def _request(self, entry: LedgerEntry, slice_: Slice) -> LedgerEntry:
+        now = self.clock.now()
+        try:
+            if entry.note == CREATE_SENT and slice_.source is Source.VENDOR:
+                found = await self._find_vendor_report(entry, slice_)
+                if found is not None:
+                    self._known_remote_ids.add(found)
+                    return self._update(entry, states.mark_requested(entry, found, now, attached=True))
+            # The intent goes to the ledger first: a crash after the create is then recognisable.
+            entry = self._update(entry, {"note": CREATE_SENT, "updated_at": now})
+            if slice_.source is Source.ADS:
+                assert isinstance(slice_.spec, AdsReportSpec)
+                created = await self.clients.ads(slice_.account).create_report(
+                    slice_.account.account_id, slice_.spec.canonical(), _as_date(slice_.start),
+                    _as_date(slice_.end))
+                report_id, attached = created.report_id, created.duplicate
+            else:
+                assert isinstance(slice_.spec, VendorReportSpec)
+                start, end = _vendor_times(slice_)
+                report_id = await self.clients.spapi(slice_.account).create_report(
+                    slice_.account.marketplace_id, _vendor_spec(slice_), start, end)
+                attached = False
+        except OutcomeUnknown:
+            # The create may have been made: look for it once now, else leave it for next run.
+            found = await self._find_vendor_report(entry, slice_)
+            if found is None:
+                return self._update(entry, states.mark_failed(
+                    entry, FailureClass.RETRYABLE, "the create's answer was lost; "
+                    "no report found for it yet", self.clock.now(),
+                    retry_at=self.clock.now() + timedelta(minutes=5)))
+            report_id, attached = found, True
+        except ThrottledError as e:
+            return self._update(entry, states.mark_failed(
+                entry, FailureClass.THROTTLED, _error_text(e), self.clock.now()))
+        except (NotFoundError, ApiRequestError) as e:
+            return self._update(entry, states.mark_failed(
+                entry, FailureClass.FATAL_INPUT, _error_text(e), self.clock.now()))
+        except (RemoteError, ApiCallError) as e:
+            return self._update(entry, states.mark_failed(
+                entry, FailureClass.RETRYABLE, _error_text(e), self.clock.now()))
+        self._known_remote_ids.add(report_id)
+        return self._update(entry, states.mark_requested(entry, report_id, self.clock.now(),
+                                                         attached=attached))
+
+    async def _find_vendor_report(self, entry: LedgerEntry, slice_: Slice) -> str | None:
+        """The live (or finished) report a lost create made, if getReports shows exactly one."""
+        assert isinstance(slice_.spec, VendorReportSpec)
+        start, end = _vendor_times(slice_)
+        wanted = {k: _parse_time(v) for k, v in data_times(slice_.spec, start, end).items()}
+        since = entry.updated_at - timedelta(minutes=5)
+        candidates = []
+        async for report in self.clients.spapi(slice_.account).get_reports(
+            [slice_.report_type], marketplace_ids=[slice_.account.marketplace_id],
+            created_since=since,
+        ):
+            if report.report_id in self._known_remote_ids:
+                continue
+            if report.processing_status in (ProcessingStatus.CANCELLED, ProcessingStatus.FATAL):
+                continue
+            if (wanted.get("dataStartTime") == report.data_start_time
+                    and wanted.get("dataEndTime") == report.data_end_time):
+                candidates.append(report)
+        if not candidates:
+            return None
+        # Several identical requests of other option sets may match: take the earliest, which
+        # is the one created closest after our intent was recorded.
+        candidates.sort(key=lambda r: r.created_time or since)
+        return candidates[0].report_id
+
+    # ---- wait -----------------------------------------------------------------------------
+
+    async def _wait_and_fetch(self, entry: LedgerEntry, slice_: Slice) -> LedgerEntry:
+        s = self.settings
+        assert entry.remote_report_id is not None
+        started = entry.requested_at or self.clock.now()
+        deadline = started + s.max_wait(entry.source, entry.report_type)
+        delay = s.poll_initial
+        # A resumed slice waited already: start its polls where a fresh one would be by now.
+        waited = (self.clock.now() - started).total_seconds()
+        while delay < s.poll_max and waited > delay * 2:
+            delay *= s.poll_factor
+        while True:
+            try:
+                step = await (self._poll_ads(entry, slice_) if slice_.source is Source.ADS
+                              else self._poll_vendor(entry, slice_))
+            except NotFoundError as e:
+                # The remote report is gone (expired or deleted): ask again next run.
+                return self._update(entry, states.mark_failed(
+                    entry, FailureClass.RETRYABLE, f"the report is gone: {_error_text(e)}",
+                    self.clock.now()))
+            except (ThrottledError, RemoteError) as e:
+                return self._update(entry, states.mark_waited_out(
+                    entry, f"polling stopped: {_error_text(e)}", self.clock.now()))
+            if isinstance(step, LedgerEntry):
+                return step
+            if step and entry.state is SliceState.REQUESTED:
+                entry = self._update(entry, states.mark_processing(entry, self.clock.now()))
+            now = self.clock.now()
+            if now >= deadline:
+                waited_h = (now - started).total_seconds() / 3600
+                return self._update(entry, states.mark_waited_out(
+                    entry, f"still not ready after {waited_h:.1f} h; the next run picks it up", now))
+            await self.clock.sleep(min(delay, (deadline - now).total_seconds()))
+            delay = min(delay * s.poll_factor, s.poll_max)
+
+    async def _poll_ads(self, entry: LedgerEntry, slice_: Slice) -> LedgerEntry | bool:
+        """The entry when the report has ended, else whether it is processing."""
+        client = self.clients.ads(slice_.account)
+        assert entry.remote_report_id is not None
+        report = await client.get_report(slice_.account.account_id, entry.remote_report_id)
+        if report.status is AdsReportStatus.COMPLETED:
+
+            async def fresh_url() -> str:
+                again = await client.get_report(slice_.account.account_id, entry.remote_report_id)
+                if not again.url:
+                    raise UrlExpired("ads.getAsyncReport: a COMPLETED report without a url",
+                                     operation="ads.getAsyncReport")
+                return again.url
+
+            return await self._download(entry, slice_, report.url or await fresh_url(), fresh_url,
+                                        client.download, None)
+        if report.status is AdsReportStatus.FAILED:
+            reason = report.failure_reason or "Amazon reported FAILED without a reason"
+            return self._update(entry, states.mark_failed(
+                entry, classify_ads_failure(reason), f"Ads report FAILED: {reason}",
+                self.clock.now()))
+        return report.status is AdsReportStatus.PROCESSING
+
+    async def _poll_vendor(self, entry: LedgerEntry, slice_: Slice) -> LedgerEntry | bool:
+        client = self.clients.spapi(slice_.account)
+        assert entry.remote_report_id is not None
+        report = await client.get_report(entry.remote_report_id)
+        status = report.processing_status
+        if status is ProcessingStatus.CANCELLED:
+            return self._update(entry, states.mark_empty(
+                entry, self.clock.now(), "Amazon cancelled the report: no data for the range"))
+        if status in (ProcessingStatus.DONE, ProcessingStatus.FATAL):
+            document_id = report.report_document_id
+            if document_id is None:
+                if status is ProcessingStatus.DONE:
+                    raise RemoteError(f"spapi.getReport: report {report.report_id} is DONE "
+                                      "without a reportDocumentId", operation="spapi.getReport")
+                return self._update(entry, states.mark_failed(
+                    entry, FailureClass.FATAL_REMOTE, "FATAL without an error document",
+                    self.clock.now()))
+            entry = self._update(entry, {"remote_document_id": document_id,
+                                         "updated_at": self.clock.now()})
+
+            async def fresh_url() -> str:
+                return (await client.get_report_document(document_id)).url
+
+            url = await fresh_url()
+            if status is ProcessingStatus.DONE:
+                return await self._download(entry, slice_, url, fresh_url, client.download,
+                                            document_id)
+            return await self._fatal(entry, slice_, url, fresh_url, client.download, document_id)
+        return status is ProcessingStatus.IN_PROGRESS
+
+    # ---- download -------------------------------------------------------------------------
+
+    async def _store(self, slice_: Slice, url: str, fresh_url: Callable[[], Awaitable[str]],
+                     download: Callable[[str], AsyncIterator[bytes]], key_for: Callable[[datetime], str],
+                     ) -> tuple[RawObject | None, GzipVerifier | None, str]:
+        """Stream the document into the raw zone, verified; retries with fresh URLs."""
+        problem = ""
+        for attempt in range(self.settings.download_attempts):
+            if attempt:
+                try:
+                    url = await fresh_url()
+                except (ApiCallError, RemoteError) as e:
+                    problem = f"asking for a fresh URL failed: {_error_text(e)}"
+                    continue
+            fetched_at = self.clock.now()
+            verifier = GzipVerifier()
+            try:
+                async with self._downloads:
+                    info = await self.store.put_stream(key_for(fetched_at), download(url),
+                                                       verify=verifier)
+            except UrlExpired as e:
+                problem = f"the document URL expired: {_error_text(e)}"
+                continue
+            except DocumentCorrupt as e:
+                problem = f"the download was corrupt and was not kept: {_error_text(e)}"
+                continue
+            except (RemoteError, ApiCallError) as e:
+                problem = f"the download failed: {_error_text(e)}"
+                continue
+            return RawObject(info.key, info.sha256, info.size, fetched_at), verifier, ""
+        return None, None, problem
+
+    async def _download(self, entry: LedgerEntry, slice_: Slice, url: str,
+                        fresh_url: Callable[[], Awaitable[str]],
+                        download: Callable[[str], AsyncIterator[bytes]],
+                        document_id: str | None) -> LedgerEntry:
+        raw, verifier, problem = await self._store(
+            slice_, url, fresh_url, download,
+            lambda at: raw_key(slice_, at, self.raw_prefix))
+        now = self.clock.now()
+        if raw is None:
+            # The report still exists: keep it live so the next run downloads it, not re-asks.
+            return self._update(entry, states.mark_waited_out(
+                entry, f"download failed {self.settings.download_attempts} times: {problem}", now))
+        raw = RawObject(raw.key, raw.sha256, raw.size, raw.fetched_at, document_id)
+        entry = self._update(entry, states.mark_downloaded(entry, raw, None, now))
+        assert verifier is not None
+        if slice_.source is Source.ADS and verifier.uncompressed_size <= 2:
+            # An Ads document is one JSON array: two bytes is `[]`, Amazon's "no rows".
+            entry = self._update(entry, states.mark_empty(entry, now, "the document has no rows"))
+        return entry
+
+    async def _fatal(self, entry: LedgerEntry, slice_: Slice, url: str,
+                     fresh_url: Callable[[], Awaitable[str]],
+                     download: Callable[[str], AsyncIterator[bytes]],
+                     document_id: str) -> LedgerEntry:
+        """Keep the FATAL report's error document and classify its errorDetails."""
+
+        def key_for(at: datetime) -> str:
+            return raw_key(slice_, at, self.raw_prefix).replace(".json.gz", ".fatal.json.gz")
+
+        raw, _, problem = await self._store(slice_, url, fresh_url, download, key_for)
+        details = None
+        if raw is not None:
+            details = await asyncio.to_thread(self._read_error_details, raw.key)
+        text = details or (f"FATAL; the error document could not be read: {problem}"
+                           if raw is None else "FATAL without errorDetails")
+        changes = states.mark_failed(entry, classify_fatal(details), f"FATAL: {text}",
+                                     self.clock.now())
+        if raw is not None:
+            changes["raw_objects"] = (*entry.raw_objects,
+                                      RawObject(raw.key, raw.sha256, raw.size, raw.fetched_at,
+                                                document_id))
+        return self._update(entry, changes)
+
+    def _read_error_details(self, key: str) -> str | None:
+        import gzip
+
+        with self.store.open_read(key) as f, gzip.GzipFile(fileobj=f) as g:
+            body = g.read(1 << 20)  # error documents are small; cap what we read
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return body[:500].decode("utf-8", "replace")
+        return str(data.get("errorDetails")) if isinstance(data, dict) else None
+
+
+def _as_date(value: date | datetime) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _vendor_times(slice_: Slice) -> tuple[date | datetime | None, date | datetime | None]:
+    """The start and end to send: none for reports whose window lives in options."""
+    from amzlake.catalog.vendor import DateRule, vendor_report_type
+
+    rt = vendor_report_type(slice_.report_type)
+    if rt is not None and rt.date_rule in (DateRule.NONE, DateRule.START_DATE_OPTIONS):
+        return None, None
+    return slice_.start, slice_.end
+
+
+def _vendor_spec(slice_: Slice) -> VendorReportSpec:
+    """The spec to send: coupon/promotion windows go into their reportOptions."""
+    from amzlake.catalog.vendor import DateRule, vendor_report_type
+
+    assert isinstance(slice_.spec, VendorReportSpec)
+    rt = vendor_report_type(slice_.report_type)
+    if rt is None or rt.date_rule is not DateRule.START_DATE_OPTIONS or rt.start_window is None:
+        return slice_.spec
+    options = slice_.spec.options_dict()
+    options[rt.start_window.option_from] = f"{_as_date(slice_.start).isoformat()}T00:00:00Z"
+    options[rt.start_window.option_to] = f"{_as_date(slice_.end).isoformat()}T23:59:59Z"
+    return VendorReportSpec.of(slice_.report_type, options)
+
+
+def resumable(ledger: Ledger) -> list[LedgerEntry]:
+    """Entries a run picks up whatever was planned: planned, requested and processing slices."""
+    return ledger.query(states=[SliceState.PLANNED, SliceState.REQUESTED, SliceState.PROCESSING])
+
+
+def merge(planned: Sequence[LedgerEntry], live: Sequence[LedgerEntry]) -> list[LedgerEntry]:
+    """`planned` and `live` without duplicates, in that order."""
+    seen: set[str] = set()
+    out = []
+    for e in (*planned, *live):
+        if e.slice_key not in seen:
+            seen.add(e.slice_key)
+            out.append(e)
+    return out

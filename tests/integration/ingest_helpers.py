@@ -1,0 +1,51 @@
+"""Helpers for ingestion tests: a config pointing at a running emulator, and running it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from amzlake.config import AmzlakeConfig, parse_config
+from amzlake.ingest.pipeline import Ingestion
+from amzlake.ingest.runner import RunResult
+from amzlake.secrets import CredentialChain
+from tests.conftest import RunningEmulator
+
+
+def emulator_config(emu: RunningEmulator, folder: Path,
+                    **sections: Any) -> tuple[AmzlakeConfig, dict[str, str]]:
+    """A config for `emu` (its credentials as env references) and the environment holding them."""
+    creds = emu.credentials
+    env = {"LWA_SECRET": creds["lwa"]["client_secret"], "ADS_TOKEN": creds["ads"]["refresh_token"]}
+    vendors = []
+    for i, v in enumerate(creds["vendor"]):
+        env[f"VENDOR_{i}"] = v["refresh_token"]
+        vendors.append({"selling_partner_id": v["selling_partner_id"], "region": v["region"],
+                        "marketplace_id": v["marketplace_id"], "refresh_token": f"env:VENDOR_{i}"})
+    data: dict[str, Any] = {
+        "lwa": {"default": {"client_id": creds["lwa"]["client_id"], "client_secret": "env:LWA_SECRET"}},
+        "ads": {"enabled": True, "refresh_token": "env:ADS_TOKEN"},
+        "vendor": {"enabled": True, "accounts": vendors},
+        "storage": {"lake": str(folder / "lake")},
+        "run": {"poll_initial": "10s", "poll_max": "2m"},
+        "endpoints": {"base_url": emu.base_url},
+    }
+    for name, value in sections.items():
+        data[name] = {**data.get(name, {}), **value}
+    return parse_config(data, base_dir=folder, environ={}, origin="test config"), env
+
+
+def run_once(emu: RunningEmulator, config: AmzlakeConfig, env: dict[str, str],
+             **kwargs: Any) -> tuple[RunResult, Ingestion, list]:
+    """One `amzlake run` in-process on the emulator's clock; returns the result and the ledger."""
+
+    async def go() -> tuple[RunResult, Ingestion, list]:
+        ingestion = Ingestion.open(config, emu.state.clock, CredentialChain.default(environ=env))
+        try:
+            result, planned = await ingestion.run(**kwargs)
+        finally:
+            await ingestion.pool.aclose()
+        return result, ingestion, planned
+
+    return asyncio.run(go())
