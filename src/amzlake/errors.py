@@ -41,8 +41,13 @@ class InvalidTransition(AmzlakeError):
         self.slice_key = slice_key
         self.from_state = from_state
         self.to_state = to_state
+        self.why = why
         detail = f": {why}" if why else ""
         super().__init__(f"slice {slice_key}: cannot go from {from_state} to {to_state}{detail}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str, str]]:
+        # Rebuilt from its fields, so it crosses process pools (pickle) intact.
+        return (type(self), (self.slice_key, self.from_state, self.to_state, self.why))
 
 
 class DocumentCorrupt(AmzlakeError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -166,3 +167,11 @@ def test_empty_waited_out_and_curated_set_their_fields() -> None:
 def test_naive_times_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         states.mark_processing(entry(RQ), datetime(2026, 11, 20, 15, 0))
+
+
+def test_a_refused_transition_survives_pickling_for_process_pools() -> None:
+    with pytest.raises(InvalidTransition) as info:
+        states.mark_curated(entry(P), 1, NOW)
+    back = pickle.loads(pickle.dumps(info.value))
+    assert (back.slice_key, back.from_state, back.to_state) == (SLICE.key, "planned", "curated")
+    assert str(back) == str(info.value)
