@@ -164,6 +164,105 @@ def init(
     )
 
 
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="amzlake.toml to use (default: $AMZLAKE_CONFIG, else the "
+                 "nearest amzlake.toml in this folder or a parent)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log every step.")]
+
+
+def _ingest(config_path: Path | None, backfill: tuple[Any, Any] | None, as_json: bool,
+            verbose: bool) -> None:
+    import asyncio
+
+    from amzlake.config import load_config
+    from amzlake.ingest.pipeline import Ingestion, clock_for
+    from amzlake.progress import RunProgress, configure_logging
+    from amzlake.summary import exit_code_for, print_run, run_json
+
+    configure_logging(verbose)
+    config = load_config(config_path)
+
+    async def go() -> Any:
+        ingestion = Ingestion.open(config, clock_for(config))
+        progress = RunProgress(stats=ingestion.pool.stats, live=False if as_json else None)
+        try:
+            with progress:
+                return await ingestion.run(backfill=backfill, listener=progress,
+                                           on_start=progress.start)
+        finally:
+            await ingestion.aclose()
+
+    result, planned = asyncio.run(go())
+    if as_json:
+        print(json.dumps(run_json(result, planned)))
+    else:
+        print_run(Console(highlight=False), result, planned)
+    code = exit_code_for(result)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  amzlake run\n\n"
+        "  amzlake run --config /etc/amzlake/amzlake.toml --json\n\n"
+        "Exit codes: 0 every slice fetched (or still being made by Amazon), 1 some slices failed, "
+        "2 bad configuration or input, 3 credentials refused."
+    ),
+)
+def run(config: ConfigOption = None, as_json: JsonOption = False, verbose: VerboseOption = False) -> None:
+    """Ask Amazon for every report still needed, wait for them and download them into the raw zone.
+
+    Safe to run from cron at any frequency: a rerun resumes what an earlier one left (even after a
+    crash) and never asks twice for a report that is still being made.
+    """
+    _ingest(config, None, as_json, verbose)
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  amzlake backfill --from 2026-01-01 --to 2026-03-31\n\n"
+        "Days older than Amazon keeps (Ads retention, vendor lookback) are left out with a note."
+    ),
+)
+def backfill(
+    from_: Annotated[datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="First day.")],
+    to: Annotated[datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day.")],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Fetch every configured report for a range of past days (in slices as wide as Amazon allows)."""
+    if to < from_:
+        raise ConfigError(f"--to ({to.date()}) is before --from ({from_.date()})")
+    _ingest(config, (from_.date(), to.date()), as_json, verbose)
+
+
+@app.command(epilog="Examples:\n\n  amzlake status\n\n  amzlake status --json | jq '.[0]'")
+def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Per account and report type: the last complete day, slices pending, failures with reasons."""
+    from amzlake.config import load_config
+    from amzlake.storage.ledger import open_ledger
+    from amzlake.summary import print_status, status_json
+
+    cfg = load_config(config)
+    ledger = open_ledger(cfg.storage.ledger_location)
+    try:
+        summaries = ledger.summary()
+    finally:
+        ledger.close()
+    if as_json:
+        print(json.dumps(status_json(summaries)))
+    else:
+        # Piped output gets room for whole ids and report types; a terminal its own width.
+        print_status(Console(highlight=False, width=None if sys.stdout.isatty() else 200), summaries)
+
+
 def main() -> None:
     """Entry point: run the app, turning amzlake's errors into one line and an exit code."""
     try:

@@ -192,13 +192,16 @@ def slice_key(account: Account, spec: ReportSpec, start: date | datetime, end: d
     return digest[:20]
 
 
-def raw_key(slice_: Slice, fetched_at: datetime, prefix: str = "raw") -> str:
-    """Where a downloaded document lives in the raw zone (DESIGN invariant 2)."""
+def raw_key(slice_: Slice, fetched_at: datetime, prefix: str = "") -> str:
+    """Where a downloaded document lives inside the raw zone (DESIGN invariant 2):
+    `{source}/{report_type}/{report_date}/{account}/{slice_key}/{fetched_at}.json.gz`, under
+    `prefix` if given. The raw zone itself is a folder or bucket prefix, e.g. `<lake>/raw`."""
     if fetched_at.tzinfo is None:
         raise ValueError("fetched_at must be timezone-aware")
     stamp = fetched_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     account = slice_.account.account_id.replace("/", "_")
-    return (
-        f"{prefix}/{slice_.source.value}/{slice_.report_type}/{slice_.report_date.isoformat()}/"
+    key = (
+        f"{slice_.source.value}/{slice_.report_type}/{slice_.report_date.isoformat()}/"
         f"{account}/{slice_.key}/{stamp}.json.gz"
     )
+    return f"{prefix.rstrip('/')}/{key}" if prefix else key

@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import TracebackType
+
+import httpx
 
 from amzlake.catalog.marketplaces import MARKETPLACES_BY_ID
 from amzlake.catalog.vendor import REPORTING_TIMEZONE
@@ -105,6 +107,15 @@ class ClientPool:
                 timeouts=self._timeouts())
         return self._spapi[account.account_id]
 
+    def stats(self) -> dict[str, int]:
+        """Calls, retries and throttles so far, summed over every client."""
+        total: dict[str, int] = {}
+        for client in [*self._ads.values(), *self._spapi.values()]:
+            for stat in client.http.stats().values():
+                for name in ("calls", "retries", "throttled", "server_errors"):
+                    total[name] = total.get(name, 0) + int(getattr(stat, name))
+        return total
+
     async def aclose(self) -> None:
         """Close every client's connections."""
         for client in [*self._ads.values(), *self._spapi.values()]:
@@ -156,6 +167,23 @@ def build_plans(config: AmzlakeConfig, accounts: Iterable[Account]) -> list[Repo
                 plans.append(ReportPlan(account, r.spec, r.lookback_days,
                                         config.vendor.backfill_start))
     return plans
+
+
+def clock_for(config: AmzlakeConfig) -> ScaledClock:
+    """The run's clock: real time, or, when the endpoints are an amzlake emulator, its virtual
+    clock (same now, same speed), so "yesterday" and every wait mean what the emulator means."""
+    base = config.endpoints.base_url
+    if base:
+        try:
+            answer = httpx.get(f"{base}/_emulator/clock", timeout=3.0)
+            if answer.status_code == 200:
+                body = answer.json()
+                now = datetime.fromisoformat(body["now"])
+                log.info("using the emulator's clock: %s, x%g", now.isoformat(), body["scale"])
+                return ScaledClock(float(body["scale"]), now)
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass  # not an emulator: Amazon's own hosts or a proxy in front of them
+    return ScaledClock()
 
 
 def run_owner() -> str:
@@ -231,7 +259,9 @@ class Ingestion:
         return out
 
     async def run(self, *, backfill: tuple[date, date] | None = None,
-                  listener: Listener | None = None) -> tuple[RunResult, list[PlannedSlice]]:
+                  listener: Listener | None = None,
+                  on_start: Callable[[list[LedgerEntry]], None] | None = None,
+                  ) -> tuple[RunResult, list[PlannedSlice]]:
         """Plan, record and work every slice; resumes whatever an earlier run left live."""
         accounts = await discover_accounts(self.config, self.pool)
         now = self.clock.now()
@@ -245,6 +275,9 @@ class Ingestion:
             accounts={(a.source.value, a.account_id): a for a in accounts}, owner=self.owner,
             settings=self.settings(), listener=listener,
         )
-        result = await runner.run(merge(entries, live))
+        work = merge(entries, live)
+        if on_start is not None:
+            on_start(work)
+        result = await runner.run(work)
         return result, planned
 

@@ -164,7 +164,7 @@ class Runner:
     def __init__(self, *, ledger: Ledger, store: ObjectStore, clients: Clients, clock: Clock,
                  accounts: Mapping[tuple[str, str], Account], owner: str,
                  settings: RunSettings | None = None, listener: Listener | None = None,
-                 raw_prefix: str = "raw") -> None:
+                 raw_prefix: str = "") -> None:
         self.ledger = ledger
         self.store = store
         self.clients = clients

@@ -1,0 +1,96 @@
+"""What a run and the ledger say, for people (rich tables) and machines (JSON), and exit codes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from amzlake.ingest.planner import PlannedSlice
+from amzlake.ingest.runner import RunResult
+from amzlake.storage.ledger import LedgerSummary
+
+EXIT_OK = 0
+EXIT_PARTIAL = 1
+EXIT_AUTH = 3
+
+
+def exit_code_for(result: RunResult) -> int:
+    """0: everything fetched or still being made; 1: some slices failed; 3: credentials refused."""
+    if result.auth_error:
+        return EXIT_AUTH
+    return EXIT_PARTIAL if result.failed else EXIT_OK
+
+
+def run_json(result: RunResult, planned: list[PlannedSlice]) -> dict[str, Any]:
+    """The run as JSON: counts, why slices were planned, failures and slices left waiting."""
+    return {
+        "planned": len(planned),
+        "reasons": dict(Counter(p.reason for p in planned)),
+        "counts": result.counts(),
+        "auth_error": result.auth_error,
+        "failed": [{"slice": r.slice_key, "source": r.source, "account": r.account_id,
+                    "report_type": r.report_type, "class": r.failure_class and r.failure_class.value,
+                    "error": r.error} for r in result.failed],
+        "waiting": [{"slice": r.slice_key, "report_type": r.report_type, "note": r.note}
+                    for r in result.waiting],
+        "exit_code": exit_code_for(result),
+    }
+
+
+def print_run(console: Console, result: RunResult, planned: list[PlannedSlice]) -> None:
+    """A short human summary of a run."""
+    counts = result.counts()
+    reasons = ", ".join(f"{k} {v}" for k, v in Counter(p.reason for p in planned).items())
+    states = ", ".join(f"{k} {v}" for k, v in counts.items())
+    console.print(f"planned {len(planned)} slice(s) ({reasons or 'nothing new'}); "
+                  f"worked {len(result.results)}: {states or 'nothing to do'}", markup=False)
+    for r in result.failed[:20]:
+        console.print(f"  failed [{r.failure_class}] {r.source} {r.report_type} {r.account_id}: "
+                      f"{r.error}", markup=False)
+    if len(result.failed) > 20:
+        console.print(f"  ... and {len(result.failed) - 20} more failures (amzlake status)")
+    if result.waiting:
+        console.print(f"  {len(result.waiting)} report(s) still being made by Amazon; "
+                      "the next run picks them up", markup=False)
+    if result.auth_error:
+        console.print(f"credentials refused: {result.auth_error}", markup=False)
+
+
+def status_json(summaries: list[LedgerSummary]) -> list[dict[str, Any]]:
+    """The ledger summary as JSON."""
+    return [
+        {
+            "source": s.source, "account": s.account_id, "report_type": s.report_type,
+            "counts": s.counts,
+            "last_complete_day": s.last_complete_day and s.last_complete_day.isoformat(),
+            "complete_through": s.complete_through and s.complete_through.isoformat(),
+            "pending": s.pending,
+            "failures": [{"slice": f.slice_key, "report_date": f.report_date.isoformat(),
+                          "class": f.failure_class and f.failure_class.value, "error": f.error}
+                         for f in s.failures],
+        }
+        for s in summaries
+    ]
+
+
+def print_status(console: Console, summaries: list[LedgerSummary]) -> None:
+    """The ledger summary as a table, failures listed under it."""
+    if not summaries:
+        console.print("the ledger is empty: nothing has run yet (amzlake run)")
+        return
+    table = Table(title="amzlake status")
+    for col in ("source", "account", "report type", "last complete day", "complete through",
+                "pending", "failed"):
+        table.add_column(col)
+    for s in summaries:
+        table.add_row(s.source, s.account_id, s.report_type,
+                      str(s.last_complete_day or "-"), str(s.complete_through or "-"),
+                      str(s.pending), str(len(s.failures)))
+    console.print(table)
+    for s in summaries:
+        for f in s.failures[:5]:
+            console.print(f"failed {s.source} {s.report_type} {s.account_id} {f.report_date} "
+                          f"[{f.failure_class}]: {f.error}", markup=False)
