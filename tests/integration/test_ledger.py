@@ -1,4 +1,5 @@
-"""The ledger: planning, compare-and-set, leases, two processes at once, queries, persistence."""
+"""The ledger on SQLite and DynamoDB (moto server): planning, compare-and-set, leases, two
+processes at once, queries, persistence."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import dataclasses
 import multiprocessing
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -36,10 +38,16 @@ def days(account: Account, spec: AdsReportSpec | VendorReportSpec, first: date,
     return [Slice(account, spec, first + timedelta(d), first + timedelta(d)) for d in range(n)]
 
 
-@pytest.fixture(params=["sqlite"])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where a fresh ledger of each backend lives."""
-    return f"sqlite:///{tmp_path}/state/ledger.db"
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path,
+               monkeypatch: pytest.MonkeyPatch) -> str:
+    """Where a fresh ledger of each backend lives (DynamoDB: a new table on the moto server)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/state/ledger.db"
+    request.getfixturevalue("aws_env")
+    # boto3 reads the endpoint from the environment, which child processes inherit too.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", request.getfixturevalue("moto_server"))
+    return f"dynamodb://ledger-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
@@ -243,8 +251,8 @@ def test_open_ledger_picks_backends_and_names_the_file_in_errors(tmp_path: Path)
     plain = open_ledger(tmp_path / "a.db")
     plain.close()
     assert (tmp_path / "a.db").exists()
-    with pytest.raises(ConfigError, match="DynamoDB ledger comes with the AWS runtime"):
-        open_ledger("dynamodb://amzlake-ledger")
+    with pytest.raises(ConfigError, match="dynamodb:// needs a table name"):
+        open_ledger("dynamodb://")
     with pytest.raises(ConfigError, match="unknown scheme 'postgres'"):
         open_ledger("postgres://db/ledger")
     junk = tmp_path / "junk.db"

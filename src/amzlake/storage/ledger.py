@@ -10,9 +10,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
+
+import orjson
 
 from amzlake.errors import ConfigError
 from amzlake.ingest.states import DONE_STATES, PENDING_STATES, FailureClass, SliceState
@@ -112,6 +114,67 @@ def check_changes(entry: LedgerEntry, changes: Mapping[str, Any]) -> dict[str, A
         if isinstance(value, datetime) and value.tzinfo is None:
             raise ValueError(f"slice {entry.slice_key}: {name} must be timezone-aware")
     return out
+
+
+_TIME_FIELDS = frozenset({"created_at", "updated_at", "requested_at", "finished_at",
+                          "next_attempt_at", "lease_until"})
+FIELDS = tuple(f.name for f in dataclasses.fields(LedgerEntry))
+
+
+def encode_time(value: datetime | None) -> str | None:
+    """A UTC ISO timestamp of fixed width (so stores can compare them as text), or None."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("ledger times must be timezone-aware")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_day(text: str) -> date | datetime:
+    """A slice bound back from text: a datetime for hourly slices, else a date."""
+    return datetime.fromisoformat(text) if "T" in text else date.fromisoformat(text)
+
+
+def encode_field(name: str, value: Any) -> Any:
+    """A field as backends store it: text, int or None (times UTC, spec and objects JSON)."""
+    if name in _TIME_FIELDS:
+        return encode_time(value)
+    if name in ("start", "end", "report_date"):
+        return value.isoformat()  # a datetime keeps its own zone (hourly slices are UTC)
+    if name == "spec":
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    if name == "raw_objects":
+        return orjson.dumps([o.to_dict() for o in value]).decode()
+    if name in ("state", "failure_class"):
+        return None if value is None else str(value.value)
+    return value
+
+
+def decode_entry(stored: Mapping[str, Any]) -> LedgerEntry:
+    """The entry whose fields `encode_field` stored (an absent or None field is unset)."""
+    def get(name: str) -> Any:
+        return stored.get(name)
+
+    def ts(name: str) -> datetime | None:
+        return None if get(name) is None else datetime.fromisoformat(get(name))
+
+    def num(name: str) -> int | None:
+        return None if get(name) is None else int(get(name))  # DynamoDB answers Decimal
+
+    return LedgerEntry(
+        slice_key=get("slice_key"), source=get("source"), account_id=get("account_id"),
+        report_type=get("report_type"), report_date=date.fromisoformat(get("report_date")),
+        start=parse_day(get("start")), end=parse_day(get("end")),
+        spec=orjson.loads(get("spec")), state=SliceState(get("state")),
+        failure_class=FailureClass(get("failure_class")) if get("failure_class") else None,
+        version=int(get("version")), remote_report_id=get("remote_report_id"),
+        remote_document_id=get("remote_document_id"), attempts=int(get("attempts") or 0),
+        created_at=ts("created_at"), updated_at=ts("updated_at"),  # type: ignore[arg-type]
+        requested_at=ts("requested_at"), finished_at=ts("finished_at"),
+        raw_objects=tuple(RawObject.from_dict(o) for o in orjson.loads(get("raw_objects") or "[]")),
+        row_count=num("row_count"), error=get("error"), next_attempt_at=ts("next_attempt_at"),
+        lease_owner=get("lease_owner"), lease_until=ts("lease_until"), note=get("note"),
+    )
 
 
 @dataclass(frozen=True)
@@ -215,8 +278,9 @@ def open_ledger(location: str | Path, **options: Any) -> Ledger:
         table = text.removeprefix("dynamodb://").strip("/")
         if not table:
             raise ConfigError(f"ledger {text!r}: dynamodb:// needs a table name (dynamodb://TABLE)")
-        raise ConfigError(f"ledger {text!r}: the DynamoDB ledger comes with the AWS runtime; "
-                          "use a file path or sqlite:///path for now")
+        from amzlake.storage.dynamo_ledger import DynamoLedger  # boto3 only when chosen
+
+        return DynamoLedger(table, **options)
     if "://" in text and not text.startswith(("sqlite://", "file://")):
         scheme = text.split("://", 1)[0]
         raise ConfigError(f"ledger {text!r}: unknown scheme {scheme!r}; "

@@ -2,7 +2,8 @@
 
 Every change is a single `UPDATE ... WHERE slice_key = ? AND version = ?` (or a lease condition)
 whose row count says whether it won, so two runs sharing the file never both work one slice.
-Times are stored as UTC ISO strings of one fixed width, so SQL compares them as text correctly.
+Times are stored as UTC ISO strings of one fixed width (ledger.encode_time), so SQL compares
+them as text correctly.
 """
 
 from __future__ import annotations
@@ -16,16 +17,17 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from amzlake.errors import StaleEntry, StorageError
-from amzlake.ingest.states import FailureClass, SliceState
+from amzlake.ingest.states import SliceState
 from amzlake.slices import Slice
 from amzlake.storage.ledger import (
+    FIELDS,
     LedgerEntry,
     LedgerSummary,
-    RawObject,
     check_changes,
+    decode_entry,
+    encode_field,
+    encode_time,
     planned_entry,
     summarise,
 )
@@ -69,61 +71,12 @@ MIGRATIONS: tuple[str, ...] = (
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
-_TIME_FIELDS = frozenset({"created_at", "updated_at", "requested_at", "finished_at",
-                          "next_attempt_at", "lease_until"})
-_COLUMNS = tuple(f.name for f in dataclasses.fields(LedgerEntry))
+_COLUMNS = FIELDS
 _BATCH = 500  # keys per IN (...) query, well under SQLite's variable limit
 
 
-def _ts(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("ledger times must be timezone-aware")
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _day(value: date | datetime) -> str:
-    return value.isoformat()  # a datetime keeps its own zone (hourly slices are UTC)
-
-
-def _parse_day(text: str) -> date | datetime:
-    return datetime.fromisoformat(text) if "T" in text else date.fromisoformat(text)
-
-
-def _encode(name: str, value: Any) -> Any:
-    if name in _TIME_FIELDS:
-        return _ts(value)
-    if name in ("start", "end", "report_date"):
-        return _day(value)
-    if name == "spec":
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-    if name == "raw_objects":
-        return orjson.dumps([o.to_dict() for o in value]).decode()
-    if name in ("state", "failure_class"):
-        return None if value is None else str(value.value)
-    return value
-
-
 def _decode(row: sqlite3.Row) -> LedgerEntry:
-    def ts(name: str) -> datetime | None:
-        text = row[name]
-        return None if text is None else datetime.fromisoformat(text)
-
-    return LedgerEntry(
-        slice_key=row["slice_key"], source=row["source"], account_id=row["account_id"],
-        report_type=row["report_type"], report_date=date.fromisoformat(row["report_date"]),
-        start=_parse_day(row["start"]), end=_parse_day(row["end"]),
-        spec=orjson.loads(row["spec"]), state=SliceState(row["state"]),
-        failure_class=FailureClass(row["failure_class"]) if row["failure_class"] else None,
-        version=row["version"], remote_report_id=row["remote_report_id"],
-        remote_document_id=row["remote_document_id"], attempts=row["attempts"],
-        created_at=ts("created_at"), updated_at=ts("updated_at"),  # type: ignore[arg-type]
-        requested_at=ts("requested_at"), finished_at=ts("finished_at"),
-        raw_objects=tuple(RawObject.from_dict(o) for o in orjson.loads(row["raw_objects"])),
-        row_count=row["row_count"], error=row["error"], next_attempt_at=ts("next_attempt_at"),
-        lease_owner=row["lease_owner"], lease_until=ts("lease_until"), note=row["note"],
-    )
+    return decode_entry(dict(zip(row.keys(), row, strict=True)))
 
 
 class SqliteLedger:
@@ -213,7 +166,7 @@ class SqliteLedger:
             for s in slices:
                 entry = planned_entry(s, now)
                 db.execute(f"INSERT OR IGNORE INTO slices ({names}) VALUES ({marks})",
-                           [_encode(c, getattr(entry, c)) for c in _COLUMNS])
+                           [encode_field(c, getattr(entry, c)) for c in _COLUMNS])
             found = self._fetch(db, [s.key for s in slices])
         return [found[s.key] for s in slices]
 
@@ -228,7 +181,7 @@ class SqliteLedger:
         values.setdefault("updated_at", datetime.now(UTC))
         new = dataclasses.replace(entry, **values, version=entry.version + 1)
         sets = ", ".join(f'"{name}" = ?' for name in values)
-        params = [_encode(name, getattr(new, name)) for name in values]
+        params = [encode_field(name, getattr(new, name)) for name in values]
         with self._lock, self._errors(f"update of slice {entry.slice_key}"):
             cur = self._db.execute(
                 f"UPDATE slices SET {sets}, version = ? WHERE slice_key = ? AND version = ?",
@@ -272,7 +225,7 @@ class SqliteLedger:
         """The entry leased to `owner` until now + lease; None if another holds a live lease."""
         if not owner:
             raise ValueError("a lease needs an owner")
-        until, at = _ts(now + lease), _ts(now)
+        until, at = encode_time(now + lease), encode_time(now)
         with self._transaction(f"lease of slice {key}") as db:
             # Bumping the version makes a former holder's in-flight update fail as stale.
             cur = db.execute(
