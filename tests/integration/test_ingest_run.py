@@ -41,7 +41,8 @@ def test_first_run_fetches_every_default_report_once(make_emulator, tmp_path: Pa
             with ingestion.store.open_read(raw.key) as f:
                 body = f.read()
             assert hashlib.sha256(body).hexdigest() == raw.sha256 == job.document.sha256
-            assert raw.key.startswith(f"{e.source}/{e.report_type}/{e.report_date}/{e.account_id}/{e.slice_key}/")
+            prefix = f"{e.source}/{e.report_type}/{e.report_date}/{e.account_id}/{e.slice_key}/"
+            assert raw.key.startswith(prefix)
     # One create per slice, none duplicated.
     calls = emu.client.get("/_emulator/calls").json()
     assert calls["duplicate_creates"] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -196,7 +197,7 @@ def test_plans_never_overlap_stay_in_bounds_and_settle(hours: int, lookback: int
     plan = ReportPlan(US, SP_CAMPAIGNS, lookback) if ads else ReportPlan(VENDOR, sales(period), lookback)
     planned = plan_report(plan, now, [])
     spans = sorted((p.slice.start, p.slice.end) for p in planned)
-    for (_, end_a), (start_b, _) in zip(spans, spans[1:], strict=False):
+    for (_, end_a), (start_b, _) in itertools.pairwise(spans):
         assert end_a < start_b
     if ads:
         today = now.astimezone(US_TZ).date()
