@@ -220,8 +220,9 @@ def test_a_big_body_streams_in_bounded_memory(store: ObjectStore) -> None:
     assert info.size == total and info.sha256 == digest.hexdigest()
     head = store.head(KEY)
     assert head is not None and head.sha256 == digest.hexdigest()
-    # file: a chunk or two in flight; S3: the part being filled plus two parts on the wire.
-    bound = 4 * MIB if hasattr(store, "root") else 6 * PART
+    # file: a few 1 MiB chunks in flight (received, being checked, being written);
+    # S3: the part being filled plus two parts on the wire.
+    bound = 6 * MIB if hasattr(store, "root") else 6 * PART
     assert peak < bound, f"peak {peak / MIB:.1f} MiB"
     print(f"{type(store).__name__}: 50 MiB stored with a traced peak of {peak / MIB:.1f} MiB")
     read_back = hashlib.sha256()

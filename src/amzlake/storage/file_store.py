@@ -26,6 +26,7 @@ from amzlake.storage.objects import (
     ObjectMissing,
     StreamCheck,
     check_key,
+    checked,
 )
 
 # Filesystems without hard links (some network and FUSE mounts) answer with one of these.
@@ -92,8 +93,7 @@ class FileStore:
                 # Errors of the source stream propagate untouched: the caller classifies them.
                 # Plain blocking writes: page-cache writes are fast and keep the copy at disk speed;
                 # only the fsync, which can take long, leaves the event loop.
-                async for chunk in chunks:
-                    check.update(chunk)
+                async for chunk in checked(chunks, check):
                     with self._io_errors(key):
                         out.write(chunk)
                 sha256 = check.finish()

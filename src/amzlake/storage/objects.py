@@ -7,6 +7,7 @@ gives the file store; s3://bucket/prefix the S3 store (whose module alone import
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -130,6 +131,31 @@ class StreamCheck:
         if self.verify is not None:
             self.verify.finish()
         return self._sha.hexdigest()
+
+
+async def checked(chunks: AsyncIterator[bytes], check: StreamCheck) -> AsyncIterator[bytes]:
+    """`chunks`, each yielded once `check` has taken it, checking in a worker thread.
+
+    Checking a chunk (SHA-256, inflating gzip) overlaps with receiving the next one: zlib and
+    hashlib release the GIL on large buffers, so a verified download costs about the larger of
+    the two, not their sum. One chunk is checked at a time, in order.
+    """
+    pending: asyncio.Future[None] | None = None
+    previous = b""
+    try:
+        async for chunk in chunks:
+            if pending is not None:
+                await pending
+                yield previous
+            pending, previous = asyncio.ensure_future(asyncio.to_thread(check.update, chunk)), chunk
+        if pending is not None:
+            await pending
+            pending = None
+            yield previous
+    finally:
+        if pending is not None and not pending.done():
+            # Leave no check running behind an error; its own outcome no longer matters.
+            await asyncio.gather(pending, return_exceptions=True)
 
 
 def check_key(key: str) -> str:

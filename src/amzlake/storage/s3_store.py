@@ -27,6 +27,7 @@ from amzlake.storage.objects import (
     ObjectMissing,
     StreamCheck,
     check_key,
+    checked,
 )
 
 MIN_PART = 5 * 1024 * 1024  # S3's smallest allowed part (all but the last)
@@ -103,8 +104,7 @@ class S3Store:
         upload_id: str | None = None
         parts: list[asyncio.Task[dict[str, Any]]] = []
         try:
-            async for chunk in chunks:
-                check.update(chunk)
+            async for chunk in checked(chunks, check):
                 buffer += chunk
                 while len(buffer) >= self.part_size:
                     if upload_id is None:
