@@ -45,7 +45,7 @@ from amzlake.emulator.ads_universe import (
 from amzlake.emulator.documents import DocumentPlan, Truth, json_array
 from amzlake.emulator.world import AdsProfile, World
 
-CHUNK_ROWS = 20_000
+CHUNK_ROWS = 5_000
 _STATUS_JSON = np.array([orjson.dumps(s).decode() for s in STATUSES], dtype=object)
 _PLACEMENT_JSON = np.array([orjson.dumps(s).decode() for s in PLACEMENTS], dtype=object)
 _ATTRIBUTION_JSON = np.array([orjson.dumps(s).decode() for s in ATTRIBUTION_TYPES], dtype=object)
@@ -252,7 +252,7 @@ def _primary(uni: Universe, name: str, cell: np.ndarray) -> np.ndarray:
 
 
 def _keys(uni: Universe, grain: Grain, src: _Source) -> np.ndarray:
-    key = _primary(uni, grain.primary, src.cell).astype(np.int64)
+    key = _primary(uni, grain.primary, src.cell).astype(np.int64, copy=False)
     sizes = _extra_sizes(uni)
     for e in grain.extras:
         key = key * sizes[e] + src.extras[e]
@@ -288,7 +288,7 @@ def _day_rows(
 ) -> _Rows:
     src = _source(day, request, mask)
     key = _keys(day.uni, grain, src)
-    return _reduce(key, src.cell, {m: src.get(m).astype(np.int64) for m in needed})
+    return _reduce(key, src.cell, {m: src.get(m).astype(np.int64, copy=False) for m in needed})
 
 
 def _merge(a: _Rows | None, b: _Rows) -> _Rows:
@@ -314,6 +314,7 @@ class _Values:
     scale: int = 0
     null: np.ndarray | None = None  # rows that are null
     strs: np.ndarray | None = None  # escaped JSON strings (object array)
+    const: str | None = None  # the one escaped JSON string every row has (dates, currency)
 
 
 def _linear(rows: _Rows, names: tuple[str, ...]) -> np.ndarray:
@@ -343,7 +344,7 @@ class _Context:
 
 
 def _const(n: int, s: str) -> _Values:
-    return _Values("str", strs=np.full(n, s, dtype=object))
+    return _Values("str", strs=np.full(n, s, dtype=object), const=s)
 
 
 def _attr(name: str, ctx: _Context, rows: _Rows, day_json: str | None) -> _Values:
@@ -357,7 +358,7 @@ def _attr(name: str, ctx: _Context, rows: _Rows, day_json: str | None) -> _Value
         return _Values("str", strs=arr)
 
     def i(arr: np.ndarray, scale: int = 0, null: np.ndarray | None = None) -> _Values:
-        return _Values("int", ints=arr.astype(np.int64), scale=scale, null=null)
+        return _Values("int", ints=arr.astype(np.int64, copy=False), scale=scale, null=null)
 
     extras = decode_extras(u, ctx.grain, rows.key) if ctx.grain.extras else {}
     kt = u.target_keyword_type[tg]
@@ -466,7 +467,10 @@ def column_values(column: str, spec: Spec, ctx: _Context, rows: _Rows, day_json:
 
 
 def _json_piece(v: _Values) -> tuple[str, list[Any]]:
-    """A %-template fragment and the row values for it."""
+    """A %-template fragment and the row values for it (none for a constant: it is inlined)."""
+    if v.const is not None:
+        # Written into the template itself: one field fewer to format per row.
+        return v.const.replace("%", "%%"), []
     if v.kind == "str":
         assert v.strs is not None
         return "%s", v.strs.tolist()
@@ -572,9 +576,12 @@ class _Generator:
         if self.request.time_unit == TimeUnit.DAILY:
             for day in self._days():
                 rows = self._active(_day_rows(day, self.request, self.grain, self.mask, self.needed))
-                self._record(day.day.isoformat(), rows)
-                day_json = orjson.dumps(day.day.isoformat()).decode()
-                yield from self._format(rows, day_json)
+                label = day.day.isoformat()
+                # Drop the day's cell arrays before formatting, so the two never coexist.
+                del day
+                self._record(label, rows)
+                yield from self._format(rows, orjson.dumps(label).decode())
+                del rows
         else:
             acc: _Rows | None = None
             for day in self._days():
@@ -604,7 +611,14 @@ class _Generator:
                 + ",".join(f'"{c}":{frag}' for c, (frag, _) in zip(self.request.columns, pieces, strict=True))
                 + "}"
             )
-            yield ",".join(template % row for row in zip(*(p[1] for p in pieces), strict=True)).encode()
+            lists = [
+                lst for c, (_, lst) in zip(self.request.columns, pieces, strict=True)
+                if values[c].const is None
+            ]
+            if not lists:  # only constant columns: the same object on every row
+                yield ",".join([template % ()] * part.key.shape[0]).encode()
+                continue
+            yield ",".join(template % row for row in zip(*lists, strict=True)).encode()
 
     def _add_truth(self, values: Mapping[str, _Values]) -> None:
         for c, v in values.items():

@@ -104,16 +104,16 @@ class DayCells:
         season = WEEKDAY_FACTOR[self.day.weekday()] * day_noise
         active = rng.random(n) < u.cell_p_active
         lam = u.cell_lambda * season * rng.lognormal(0.0, 0.35, n)
-        imps = np.where(active, rng.poisson(lam), 0).astype(np.int64)
-        clicks = rng.binomial(imps, u.cell_ctr).astype(np.int64)
+        imps = np.where(active, rng.poisson(lam), 0).astype(np.int64, copy=False)
+        clicks = rng.binomial(imps, u.cell_ctr).astype(np.int64, copy=False)
         inv_rate = rng.uniform(0.005, 0.04, n)
-        inv_imps = rng.binomial(imps, inv_rate).astype(np.int64)
+        inv_imps = rng.binomial(imps, inv_rate).astype(np.int64, copy=False)
         # Never more invalid clicks than invalid impressions: keeps clicks <= impressions while
         # the invalid traffic is still counted.
-        inv_clicks = np.minimum(rng.binomial(clicks, inv_rate), inv_imps).astype(np.int64)
-        cpc = np.maximum(np.round(u.cell_cpc * rng.uniform(0.85, 1.15, n)), 1).astype(np.int64)
-        placement = rng.choice(len(PLACEMENT_SHARE), n, p=PLACEMENT_SHARE).astype(np.int64)
-        slot = np.floor(rng.random(n) * u.target_n_terms[u.cell_target]).astype(np.int64)
+        inv_clicks = np.minimum(rng.binomial(clicks, inv_rate), inv_imps).astype(np.int64, copy=False)
+        cpc = np.maximum(np.round(u.cell_cpc * rng.uniform(0.85, 1.15, n)), 1).astype(np.int64, copy=False)
+        placement = rng.choice(len(PLACEMENT_SHARE), n, p=PLACEMENT_SHARE).astype(np.int64, copy=False)
+        slot = np.floor(rng.random(n) * u.target_n_terms[u.cell_target]).astype(np.int64, copy=False)
         return {
             "imps": imps,
             "clicks": clicks,
@@ -154,52 +154,79 @@ class DayCells:
         return np.floor(x * self.maturity + u).astype(np.int64)
 
     @cached_property
-    def conversions(self) -> dict[str, np.ndarray]:
-        """Purchases/units/sales per lag bucket and SKU kind, views and new-to-brand, at `as_of`."""
+    def _conversion_draws(self) -> dict[str, np.ndarray]:
+        """The random draws behind the conversions (before maturity); every measure derives from them.
+
+        Only the draws are kept: the ~34 derived measures are computed one at a time on demand,
+        so a day of a large universe does not hold all of them at once.
+        """
         u = self.uni
         n = u.n_cells
         t = self.final_traffic
         rng = self._rng("conversions")
         purchases = rng.binomial(t["clicks"], u.cell_cvr)
         pvals = [s * k for s in LAG_SHARE for k in (SAME_SKU_SHARE, 1.0 - SAME_SKU_SHARE)]
-        buckets = rng.multinomial(purchases, pvals).astype(np.int64)  # (n, 8): lag*2 + other
-        units = buckets + rng.poisson(buckets * 0.15)
-        pv = rng.binomial(t["imps"], VIEW_PURCHASE_RATE[u.product]).astype(np.int64)
+        buckets = rng.multinomial(purchases, pvals).astype(np.int64, copy=False)  # (n, 8): lag*2 + other
+        del purchases
+        units = rng.poisson(buckets * 0.15)
+        units += buckets  # in place: one (n, 8) array fewer at the peak
+        pv = rng.binomial(t["imps"], VIEW_PURCHASE_RATE[u.product]).astype(np.int64, copy=False)
         uv = pv + rng.poisson(pv * 0.1)
         clicks14 = buckets[:, :6].sum(axis=1)
         units14 = units[:, :6].sum(axis=1)
         ntb_pc = rng.binomial(clicks14, 0.4)
         ntb_uc = rng.binomial(units14, 0.4)
+        del clicks14, units14
         ntb_pv = rng.binomial(pv, 0.45)
         ntb_uv = rng.binomial(uv, 0.45)
         roll = rng.random(n)
+        return {
+            "buckets": buckets,
+            "units": units,
+            "pv": pv,
+            "uv": uv,
+            "ntb_pc": ntb_pc,
+            "ntb_uc": ntb_uc,
+            "ntb_pv": ntb_pv,
+            "ntb_uv": ntb_uv,
+            "roll": roll,
+            "own_price": u.asin_price[u.ad_asin[u.cell_ad]],
+            "other_price": u.asin_price[u.cell_other_asin],
+        }
 
-        own_price = u.asin_price[u.ad_asin[u.cell_ad]]
-        other_price = u.asin_price[u.cell_other_asin]
-        out: dict[str, np.ndarray] = {}
-        for lag in range(len(LAG_WINDOWS)):
-            for kind, col, price in (("s", 2 * lag, own_price), ("o", 2 * lag + 1, other_price)):
-                p = self._mature(buckets[:, col], roll)
-                un = self._mature(units[:, col], roll)
-                out[f"p_{kind}{lag}"] = p
-                out[f"u_{kind}{lag}"] = un
-                out[f"s_{kind}{lag}"] = un * price
-        out["pv"] = self._mature(pv, roll)
-        out["uv"] = self._mature(uv, roll)
-        out["sv"] = out["uv"] * own_price
+    def conversion(self, name: str) -> np.ndarray:
+        """One conversion measure at `as_of`: purchases/units/sales per lag bucket and SKU kind
+        (`p_s0`, `u_o3`, `s_s1`, ...), views (`pv`, `uv`, `sv`), new-to-brand (`ntb_*`), `lts`."""
+        d = self._conversion_draws
+        roll = d["roll"]
+        if name[:2] in ("p_", "u_", "s_"):
+            kind, lag = name[2], int(name[3:])
+            col = 2 * lag + (kind == "o")
+            if name[0] == "p":
+                return self._mature(d["buckets"][:, col], roll)
+            units = self._mature(d["units"][:, col], roll)
+            if name[0] == "u":
+                return units
+            return units * d["own_price" if kind == "s" else "other_price"]
+        if name in ("pv", "uv"):
+            return self._mature(d[name], roll)
+        if name == "sv":
+            return self.conversion("uv") * d["own_price"]
         # New-to-brand is a subset of the purchases reported at the same time.
-        p14 = sum(out[f"p_{k}{lag}"] for lag in range(3) for k in "so")
-        u14 = sum(out[f"u_{k}{lag}"] for lag in range(3) for k in "so")
-        out["ntb_pc"] = np.minimum(self._mature(ntb_pc, roll), p14)
-        out["ntb_uc"] = np.minimum(self._mature(ntb_uc, roll), u14)
-        out["ntb_sc"] = out["ntb_uc"] * own_price
-        out["ntb_pv"] = np.minimum(self._mature(ntb_pv, roll), out["pv"])
-        out["ntb_uv"] = np.minimum(self._mature(ntb_uv, roll), out["uv"])
-        out["ntb_sv"] = out["ntb_uv"] * own_price
-        s14 = sum(out[f"s_{k}{lag}"] for lag in range(3) for k in "so")
-        # Long-term (brand) sales: the 14-day click sales plus repeat purchases over a year.
-        out["lts"] = s14 * 8 // 5
-        return out
+        if name in ("ntb_pc", "ntb_uc"):
+            return np.minimum(self._mature(d[name], roll), self._sum14(name[4]))
+        if name in ("ntb_pv", "ntb_uv"):
+            return np.minimum(self._mature(d[name], roll), self.conversion(name[4] + "v"))
+        if name in ("ntb_sc", "ntb_sv"):
+            return self.conversion(f"ntb_u{name[-1]}") * d["own_price"]
+        if name == "lts":
+            # Long-term (brand) sales: the 14-day click sales plus repeat purchases over a year.
+            return self._sum14("s") * 8 // 5
+        raise KeyError(name)
+
+    def _sum14(self, measure: str) -> np.ndarray:
+        """`measure` (p, u or s) summed over the 14-day lag buckets of both SKU kinds."""
+        return sum(self.conversion(f"{measure}_{k}{lag}") for lag in range(3) for k in "so")
 
     @cached_property
     def funnel(self) -> dict[str, np.ndarray]:
@@ -235,19 +262,24 @@ class DayCells:
         return {k: self._scale(v.astype(np.int64)) for k, v in raw.items()}
 
     def measure(self, name: str) -> np.ndarray:
-        """One cell-level measure by name (see `MEASURES`)."""
-        for group in (self.traffic, self.conversions, self.funnel):
-            if name in group:
-                return group[name]
-        if name in self.final_traffic:
+        """One cell-level measure by name (see `MEASURES`); computes only the group it belongs to."""
+        if name in _TRAFFIC:
+            return self.traffic[name]
+        if name in _CONVERSIONS:
+            return self.conversion(name)
+        if name in _FUNNEL:
+            return self.funnel[name]
+        if name in _FINAL_TRAFFIC:
             return self.final_traffic[name]
         raise KeyError(name)
 
 
-def _names() -> frozenset[str]:
-    conv = {f"{m}_{k}{lag}" for m in "pus" for k in "so" for lag in range(len(LAG_WINDOWS))}
-    conv |= {"pv", "uv", "sv", "ntb_pc", "ntb_uc", "ntb_sc", "ntb_pv", "ntb_uv", "ntb_sv", "lts"}
-    traffic = {
+_CONVERSIONS = frozenset(
+    {f"{m}_{k}{lag}" for m in "pus" for k in "so" for lag in range(len(LAG_WINDOWS))}
+    | {"pv", "uv", "sv", "ntb_pc", "ntb_uc", "ntb_sc", "ntb_pv", "ntb_uv", "ntb_sv", "lts"}
+)
+_TRAFFIC = frozenset(
+    {
         "impressions",
         "clicks",
         "cost",
@@ -256,7 +288,9 @@ def _names() -> frozenset[str]:
         "tos_impressions",
         "tos_missed",
     }
-    funnel = {
+)
+_FUNNEL = frozenset(
+    {
         "dpv_c",
         "dpv_v",
         "ntb_dpv_c",
@@ -274,11 +308,12 @@ def _names() -> frozenset[str]:
         "video_unmutes",
         "reach",
     }
-    return frozenset(conv | traffic | funnel)
-
+)
+# Final (not yet as-of) traffic draws that extras read: placement and search-term slot.
+_FINAL_TRAFFIC = frozenset({"imps", "clicks", "inv_imps", "inv_clicks", "cpc", "placement", "slot"})
 
 # Every cell-level measure DayCells.measure knows.
-MEASURES: frozenset[str] = _names()
+MEASURES: frozenset[str] = _CONVERSIONS | _TRAFFIC | _FUNNEL
 
 
 def lag_buckets(window_days: int) -> range:

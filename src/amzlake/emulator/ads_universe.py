@@ -149,6 +149,15 @@ def _esc_array(values: list[str]) -> np.ndarray:
     return np.array([_esc(v) for v in values], dtype=object)
 
 
+def _esc_lookup(table: list[str] | tuple[str, ...], codes: np.ndarray) -> np.ndarray:
+    """`table[codes]` as escaped literals that share one string object per distinct value.
+
+    Repeated values (SKUs of the same ASIN, bidding strategies, keyword texts) then cost a
+    pointer per entity instead of a string each: megabytes less per large universe.
+    """
+    return _esc_array(list(table))[codes]
+
+
 @dataclass(frozen=True, eq=False)
 class Universe:
     """All entities of one profile and ad product, as parallel numpy arrays.
@@ -266,7 +275,6 @@ def build_universe(seed: int, profile: AdsProfile, product: str, asins: tuple[st
         f"{profile.name.split(' ')[0]} {_MODIFIERS[m]} {_NOUNS[k]}".title()
         for m, k in zip(mod.tolist(), noun.tolist(), strict=True)
     ]
-    asin_category = [_CATEGORIES[k] for k in noun.tolist()]
 
     # Portfolios and campaigns.
     n_port = max(2, profile.size * 3)
@@ -317,8 +325,7 @@ def build_universe(seed: int, profile: AdsProfile, product: str, asins: tuple[st
     ad_id = _ids(seed, profile.profile_id, product, "ad", n_ad)
     ad_asin = rng.integers(0, n_asins, n_ad)
     ad_status = rng.choice(3, n_ad, p=(0.88, 0.1, 0.02))
-    sku_tokens = [stable_token(seed, profile.profile_id, "sku", int(a), length=6) for a in range(n_asins)]
-    ad_sku = [f"SKU-{sku_tokens[a]}" for a in ad_asin.tolist()]
+    asin_sku = [f"SKU-{stable_token(seed, profile.profile_id, 'sku', a, length=6)}" for a in range(n_asins)]
 
     # Search-term vocabulary: phrases, then the ASINs themselves (product targeting matches
     # ASINs, which appear lower-cased as search terms).
@@ -357,19 +364,22 @@ def build_universe(seed: int, profile: AdsProfile, product: str, asins: tuple[st
         "audience=(in-market)",
         "views=(similarProduct lookback=30)",
     )
-    texts: list[str] = []
-    for kti, ph, asn in zip(kt.tolist(), target_phrase.tolist(), target_asin.tolist(), strict=True):
-        name = keyword_types[kti]
+    # Texts as indexes into one table of distinct texts: phrases, ASIN expressions, the
+    # predefined expressions (SD audiences for SD) and the SB theme.
+    extra = sd_audiences if code == "SD" else predefined
+    text_table = phrases + [f'asin="{a}"' for a in asins] + list(extra)
+    text_table.append("KEYWORDS_RELATED_TO_YOUR_BRAND")
+    text_index = np.empty(n_tg, dtype=np.int64)
+    for kti, name in enumerate(keyword_types):
+        sel = kt == kti
         if name in ("BROAD", "PHRASE", "EXACT"):
-            texts.append(phrases[ph])
+            text_index[sel] = target_phrase[sel]
         elif name == "THEME":
-            texts.append("KEYWORDS_RELATED_TO_YOUR_BRAND")
+            text_index[sel] = len(text_table) - 1
         elif name == "TARGETING_EXPRESSION":
-            texts.append(f'asin="{asins[asn]}"')
-        elif code == "SD":
-            texts.append(sd_audiences[asn % len(sd_audiences)])
+            text_index[sel] = n_phr + target_asin[sel]
         else:
-            texts.append(predefined[asn % len(predefined)])
+            text_index[sel] = n_phr + n_asins + target_asin[sel] % len(extra)
     target_status = np.where(
         adgroup_status[target_adgroup] == 2, 2, rng.choice(3, n_tg, p=(0.86, 0.11, 0.03))
     )
@@ -433,14 +443,14 @@ def build_universe(seed: int, profile: AdsProfile, product: str, asins: tuple[st
         asin_json=_esc_array(list(asins)),
         asin_price=asin_price,
         asin_name_json=_esc_array(asin_name),
-        asin_category_json=_esc_array(asin_category),
+        asin_category_json=_esc_lookup(_CATEGORIES, noun),
         portfolio_id=portfolio_id,
         campaign_id=campaign_id,
         campaign_name_json=_esc_array(campaign_name),
         campaign_status=campaign_status.astype(np.int64),
         campaign_budget=campaign_budget,
         campaign_portfolio=campaign_portfolio,
-        campaign_strategy_json=_esc_array([strategies[s] for s in campaign_strategy.tolist()]),
+        campaign_strategy_json=_esc_lookup(strategies, campaign_strategy),
         campaign_cost_type=campaign_cost_type,
         campaign_video=campaign_video,
         campaign_tos_miss=campaign_tos_miss,
@@ -448,18 +458,18 @@ def build_universe(seed: int, profile: AdsProfile, product: str, asins: tuple[st
         adgroup_campaign=adgroup_campaign.astype(np.int64),
         adgroup_name_json=_esc_array(adgroup_name),
         adgroup_status=adgroup_status.astype(np.int64),
-        adgroup_bid_opt_json=_esc_array([bid_opts[b] for b in adgroup_bid_opt.tolist()]),
+        adgroup_bid_opt_json=_esc_lookup(bid_opts, adgroup_bid_opt),
         ad_id=ad_id,
         ad_adgroup=ad_adgroup.astype(np.int64),
         ad_asin=ad_asin.astype(np.int64),
-        ad_sku_json=_esc_array(ad_sku),
+        ad_sku_json=_esc_lookup(asin_sku, ad_asin),
         ad_status=ad_status.astype(np.int64),
         target_id=target_id,
         target_adgroup=target_adgroup.astype(np.int64),
         target_status=target_status.astype(np.int64),
         target_keyword_type=kt.astype(np.int64),
         target_match_type=target_match_type,
-        target_text_json=_esc_array(texts),
+        target_text_json=_esc_lookup(text_table, text_index),
         target_bid=target_bid,
         target_terms=target_terms,
         target_n_terms=n_terms,
