@@ -59,3 +59,56 @@ def test_a_second_run_the_same_day_asks_for_nothing_new(make_emulator, tmp_path:
     second, _, planned_again = run_once(emu, config, env)
     assert planned_again == [] and second.results == []
     assert emu.client.get("/_emulator/calls").json()["calls"]["ads.createAsyncReport"] == creates
+
+
+def test_two_runs_at_once_never_ask_twice(make_emulator, tmp_path: Path) -> None:
+    import asyncio
+
+    from amzlake.ingest.pipeline import Ingestion
+    from amzlake.secrets import CredentialChain
+
+    emu: RunningEmulator = make_emulator(token_lifetime=LONG_TOKENS)
+    config, env = emulator_config(emu, tmp_path, ads={"reports": [{"report_type": "spCampaigns"},
+                                                                  {"report_type": "sdCampaigns"}]},
+                                  vendor={"reports": [{"report_type": "GET_VENDOR_SALES_REPORT"}]})
+
+    async def one() -> list:
+        ingestion = Ingestion.open(config, emu.state.clock, CredentialChain.default(environ=env))
+        try:
+            result, _ = await ingestion.run()
+        finally:
+            await ingestion.aclose()
+        return result.results
+
+    async def both() -> tuple[list, list]:
+        return await asyncio.gather(one(), one())
+
+    first, second = asyncio.run(both())
+    worked = Counter(r.slice_key for r in (*first, *second) if not r.skipped)
+    calls = emu.client.get("/_emulator/calls").json()
+    assert calls["duplicate_creates"] == 0
+    assert calls["distinct_requests"] == len(worked)
+    assert all(r.state in (SliceState.DOWNLOADED, SliceState.EMPTY)
+               for r in (*first, *second) if not r.skipped)
+
+
+def test_next_day_re_pulls_restated_days_and_keeps_every_pull(make_emulator, tmp_path: Path) -> None:
+    emu: RunningEmulator = make_emulator(token_lifetime=LONG_TOKENS)
+    config, env = emulator_config(emu, tmp_path, vendor={"enabled": False},
+                                  ads={"countries": ["US"], "reports": [{"report_type": "spCampaigns"}]})
+    run_once(emu, config, env)
+    emu.client.post("/_emulator/clock/advance", params={"seconds": 86_400})
+    result, ingestion, planned = run_once(emu, config, env)
+    reasons = Counter(p.reason for p in planned)
+    assert reasons["new"] == 1 and reasons["restatement"] >= 3
+    assert all(r.state is SliceState.DOWNLOADED for r in result.results)
+    # The re-pulled day's numbers moved (conversions mature), and the first pull is still kept.
+    day = max(p.slice.start for p in planned if p.reason == "restatement")  # 2 days old
+    pulls = [e for e in ingestion.ledger.query(report_type="spCampaigns")
+             if e.start <= day <= e.end]
+    assert len(pulls) == 2
+    truths = [emu.client.get(f"/_emulator/truth/ads/{e.remote_report_id}").json()["truth"]
+              for e in pulls]
+    per_day = [t["details"]["byDate"][day.isoformat()] for t in truths]
+    assert per_day[0] != per_day[1]
+    assert all(ingestion.store.exists(r.key) for e in pulls for r in e.raw_objects)

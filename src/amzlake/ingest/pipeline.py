@@ -169,6 +169,10 @@ def build_plans(config: AmzlakeConfig, accounts: Iterable[Account]) -> list[Repo
     return plans
 
 
+_FINISHED = frozenset({SliceState.CURATED, SliceState.EMPTY, SliceState.CANCELLED,
+                       SliceState.FAILED, SliceState.DOWNLOADED})
+
+
 def clock_for(config: AmzlakeConfig) -> ScaledClock:
     """The run's clock: real time, or, when the endpoints are an amzlake emulator, its virtual
     clock (same now, same speed), so "yesterday" and every wait mean what the emulator means."""
@@ -252,8 +256,8 @@ class Ingestion:
         entries = self.ledger.plan([p.slice for p in planned], now)
         out = []
         for entry in entries:
-            if entry.state in (SliceState.CURATED, SliceState.EMPTY, SliceState.CANCELLED,
-                               SliceState.FAILED, SliceState.DOWNLOADED):
+            # Only what had finished when we planned: a slice another run finished since is done.
+            if entry.state in _FINISHED and entry.updated_at <= now:
                 entry = self.ledger.update(entry, states.replan(entry, now, force=True))
             out.append(entry)
         return out

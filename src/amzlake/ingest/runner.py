@@ -9,7 +9,9 @@ lease, so a crash anywhere (kill -9 included) leaves a state the next run resume
 - planned with a create sent but no id recorded (the crash came between the two): re-attach
   instead of asking again. Ads answers a repeated create with HTTP 425 naming the live report;
   for SP-API the runner looks the report up with getReports (type, marketplace, data times,
-  created since the create was sent, not already another slice's);
+  created since the create was sent, not already another slice's). Ads has no way to list
+  reports, so if that report has already finished when the run resumes, Amazon makes a new one:
+  one extra report, never two live ones;
 - requested or processing: poll the recorded report id;
 - downloaded: nothing left to do here (the transform takes it from there).
 
@@ -26,7 +28,7 @@ import re
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 import orjson
@@ -98,7 +100,8 @@ class RunSettings:
     poll_factor: float = 1.5
     poll_max: float = 300.0
     max_wait: Callable[[str, str], timedelta] = field(default=lambda source, rt: timedelta(hours=3))
-    lease: timedelta = timedelta(hours=6)
+    # Renewed at every poll, so a run killed with -9 frees its slices this long after it died.
+    lease: timedelta = timedelta(minutes=15)
     download_attempts: int = 4
 
 
@@ -184,6 +187,13 @@ class Runner:
         updated = self.ledger.update(entry, changes)
         self.listener(updated)
         return updated
+
+    def _renew(self, entry: LedgerEntry) -> LedgerEntry:
+        """The entry with this run's lease extended; StaleEntry if another run took it over."""
+        held = self.ledger.acquire(entry.slice_key, self.owner, self.clock.now(), self.settings.lease)
+        if held is None:
+            raise StaleEntry(f"slice {entry.slice_key}: the lease passed to another run")
+        return held
 
     def _slice(self, entry: LedgerEntry) -> Slice:
         account = self.accounts.get((entry.source, entry.account_id))
@@ -327,6 +337,7 @@ class Runner:
         while delay < s.poll_max and waited > delay * 2:
             delay *= s.poll_factor
         while True:
+            entry = self._renew(entry)
             try:
                 step = await (self._poll_ads(entry, slice_) if slice_.source is Source.ADS
                               else self._poll_vendor(entry, slice_))
@@ -435,10 +446,36 @@ class Runner:
             return RawObject(info.key, info.sha256, info.size, fetched_at), verifier, ""
         return None, None, problem
 
+    def _orphan(self, entry: LedgerEntry, slice_: Slice) -> RawObject | None:
+        """A document of this request already in the raw zone but not yet in the ledger.
+
+        Objects appear under their key only once complete and verified, so one newer than the
+        request that the ledger does not know is a download a crashed run finished but could not
+        record: adopt it rather than fetch (and store) the same document twice.
+        """
+        if entry.requested_at is None:
+            return None
+        folder = raw_key(slice_, entry.requested_at, self.raw_prefix).rsplit("/", 1)[0] + "/"
+        known = {r.key for r in entry.raw_objects}
+        for info in self.store.list(folder):
+            name = info.key.rsplit("/", 1)[-1]
+            if info.key in known or not name.endswith(".json.gz") or name.endswith(".fatal.json.gz"):
+                continue
+            fetched_at = datetime.strptime(name.removesuffix(".json.gz"), "%Y%m%dT%H%M%S%fZ")
+            fetched_at = fetched_at.replace(tzinfo=UTC)
+            head = self.store.head(info.key)
+            if fetched_at >= entry.requested_at and head is not None:
+                return RawObject(head.key, head.sha256, head.size, fetched_at)
+        return None
+
     async def _download(self, entry: LedgerEntry, slice_: Slice, url: str,
                         fresh_url: Callable[[], Awaitable[str]],
                         download: Callable[[str], AsyncIterator[bytes]],
                         document_id: str | None) -> LedgerEntry:
+        orphan = await asyncio.to_thread(self._orphan, entry, slice_)
+        if orphan is not None:
+            raw = RawObject(orphan.key, orphan.sha256, orphan.size, orphan.fetched_at, document_id)
+            return self._update(entry, states.mark_downloaded(entry, raw, None, self.clock.now()))
         raw, verifier, problem = await self._store(
             slice_, url, fresh_url, download,
             lambda at: raw_key(slice_, at, self.raw_prefix))
