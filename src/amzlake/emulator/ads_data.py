@@ -476,9 +476,11 @@ def _json_piece(v: _Values) -> tuple[str, list[Any]]:
         return "%s", v.strs.tolist()
     assert v.ints is not None
     if v.null is not None and v.null.any():
-        text = _render_decimal(v.ints, v.scale)
-        text = np.where(v.null, "null", text).tolist()
-        return "%s", text
+        # Render only the non-null values (ratios are null on most rows: no sales, no ACOS).
+        text = np.full(v.ints.shape[0], "null", dtype=object)
+        keep = ~v.null
+        text[keep] = _render_decimal(v.ints[keep], v.scale)
+        return "%s", text.tolist()
     if v.scale == 0:
         return "%d", v.ints.tolist()
     # A float of v/10^scale printed at `scale` decimals gives back exactly v for |v| < 2^53.
