@@ -112,3 +112,21 @@ def test_next_day_re_pulls_restated_days_and_keeps_every_pull(make_emulator, tmp
     per_day = [t["details"]["byDate"][day.isoformat()] for t in truths]
     assert per_day[0] != per_day[1]
     assert all(ingestion.store.exists(r.key) for e in pulls for r in e.raw_objects)
+
+
+def test_every_vendor_report_type_lands(make_emulator, tmp_path: Path) -> None:
+    from amzlake.catalog.vendor import VENDOR_REPORT_TYPES
+
+    emu: RunningEmulator = make_emulator(token_lifetime=LONG_TOKENS)
+    asin = emu.state.world.asins(emu.credentials["vendor"][0]["marketplace_id"])[0]
+    reports = [{"report_type": t} for t in VENDOR_REPORT_TYPES
+               if t != "GET_BRAND_ANALYTICS_SEARCH_QUERY_PERFORMANCE_REPORT"]
+    reports.append({"report_type": "GET_BRAND_ANALYTICS_SEARCH_QUERY_PERFORMANCE_REPORT",
+                    "options": {"asin": asin}})
+    config, env = emulator_config(emu, tmp_path, ads={"enabled": False},
+                                  vendor={"reports": reports, "brand_analytics": True})
+    result, ingestion, _ = run_once(emu, config, env)
+    assert not result.failed, [(r.report_type, r.error) for r in result.failed][:5]
+    landed = {e.report_type for e in ingestion.ledger.query()
+              if e.state in (SliceState.DOWNLOADED, SliceState.EMPTY)}
+    assert landed == set(VENDOR_REPORT_TYPES)

@@ -239,7 +239,12 @@ def _plan(plan: ReportPlan, now: datetime, history: Iterable[LedgerEntry],
     h = _History.of(mine, units, tz)
     ages = milestones(plan.lookback_days)
     hourly = isinstance(units[0].start, datetime) if units else False
-    earliest = earliest or (today - timedelta(days=plan.lookback_days))
+    if earliest is None and units:
+        # The lookback counts back from the newest unit Amazon serves, so a report that is
+        # never restated (lookback 0) still gets its newest period, whatever its lag.
+        earliest = min(today - timedelta(days=plan.lookback_days),
+                       units[-1].closes - timedelta(days=max(plan.lookback_days - 1, 0)))
+    earliest = earliest or today
 
     out: list[PlannedSlice] = []
     for e in h.retry:
