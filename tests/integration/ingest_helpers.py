@@ -49,3 +49,45 @@ def run_once(emu: RunningEmulator, config: AmzlakeConfig, env: dict[str, str],
         return result, ingestion, planned
 
     return asyncio.run(go())
+
+
+def write_config_files(emu: RunningEmulator, folder: Path) -> Path:
+    """amzlake.toml and an owner-only secrets.toml in `folder` for `emu`; returns the config."""
+    creds = emu.credentials
+    secrets = folder / "secrets.toml"
+    secrets.write_text(
+        f'lwa = "{creds["lwa"]["client_secret"]}"\nads = "{creds["ads"]["refresh_token"]}"\n'
+        + "".join(f'vendor{i} = "{v["refresh_token"]}"\n' for i, v in enumerate(creds["vendor"])))
+    secrets.chmod(0o600)
+    accounts = "".join(
+        f'[[vendor.accounts]]\nselling_partner_id = "{v["selling_partner_id"]}"\n'
+        f'region = "{v["region"]}"\nmarketplace_id = "{v["marketplace_id"]}"\n'
+        f'refresh_token = "file:secrets.toml#vendor{i}"\n'
+        for i, v in enumerate(creds["vendor"]))
+    config = folder / "amzlake.toml"
+    config.write_text(f"""
+[lwa.default]
+client_id = "{creds["lwa"]["client_id"]}"
+client_secret = "file:secrets.toml#lwa"
+
+[ads]
+refresh_token = "file:secrets.toml#ads"
+[[ads.reports]]
+report_type = "spCampaigns"
+[[ads.reports]]
+report_type = "spAdvertisedProduct"
+
+[vendor]
+enabled = true
+[[vendor.reports]]
+report_type = "GET_VENDOR_SALES_REPORT"
+[[vendor.reports]]
+report_type = "GET_VENDOR_TRAFFIC_REPORT"
+{accounts}
+[run]
+poll_initial = "20s"
+
+[endpoints]
+base_url = "{emu.base_url}"
+""")
+    return config

@@ -21,49 +21,9 @@ from amzlake.ingest.states import SliceState
 from amzlake.storage.ledger import open_ledger
 from amzlake.storage.objects import open_store
 from tests.conftest import RunningEmulator
+from tests.integration.ingest_helpers import write_config_files
 
 LONG_TOKENS = 10**7  # see test_ingest_run.py
-
-
-def _write_config(emu: RunningEmulator, folder: Path) -> Path:
-    creds = emu.credentials
-    secrets = folder / "secrets.toml"
-    secrets.write_text(
-        f'lwa = "{creds["lwa"]["client_secret"]}"\nads = "{creds["ads"]["refresh_token"]}"\n'
-        + "".join(f'vendor{i} = "{v["refresh_token"]}"\n' for i, v in enumerate(creds["vendor"])))
-    secrets.chmod(0o600)
-    accounts = "".join(
-        f'[[vendor.accounts]]\nselling_partner_id = "{v["selling_partner_id"]}"\n'
-        f'region = "{v["region"]}"\nmarketplace_id = "{v["marketplace_id"]}"\n'
-        f'refresh_token = "file:secrets.toml#vendor{i}"\n'
-        for i, v in enumerate(creds["vendor"]))
-    config = folder / "amzlake.toml"
-    config.write_text(f"""
-[lwa.default]
-client_id = "{creds["lwa"]["client_id"]}"
-client_secret = "file:secrets.toml#lwa"
-
-[ads]
-refresh_token = "file:secrets.toml#ads"
-[[ads.reports]]
-report_type = "spCampaigns"
-[[ads.reports]]
-report_type = "spAdvertisedProduct"
-
-[vendor]
-enabled = true
-[[vendor.reports]]
-report_type = "GET_VENDOR_SALES_REPORT"
-[[vendor.reports]]
-report_type = "GET_VENDOR_TRAFFIC_REPORT"
-{accounts}
-[run]
-poll_initial = "20s"
-
-[endpoints]
-base_url = "{emu.base_url}"
-""")
-    return config
 
 
 def _run(config: Path, folder: Path) -> subprocess.Popen[bytes]:
@@ -81,7 +41,7 @@ def test_kill_9_anywhere_then_resume(make_emulator, tmp_path: Path, seed: int) -
         delays={"ads_queue": 60, "ads_processing": 3600, "spapi_queue": 60,
                 "spapi_processing": 3600, "sigma": 0.2},
     )
-    config = _write_config(emu, tmp_path)
+    config = write_config_files(emu, tmp_path)
     rng = random.Random(seed)
     for _ in range(6):
         proc = _run(config, tmp_path)
