@@ -129,15 +129,34 @@ def emulator(
 
 
 @app.command(
-    epilog="Example:\n\n  amzlake demo",
+    epilog=(
+        "Examples:\n\n"
+        "  amzlake demo\n\n"
+        "  amzlake demo --dir /tmp/amzlake-demo --json\n\n"
+        "  cd amzlake-demo && amzlake status"
+    ),
 )
 def demo(
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    folder: Annotated[Path, typer.Option("--dir", help="Where the demo keeps everything it makes.")]
+    = Path("amzlake-demo"),
+    as_json: JsonOption = False,
 ) -> None:
-    """Show the emulator at work: sign in, request Ads and vendor reports, download and check them."""
-    from amzlake.emulator.demo import run_demo
+    """Run the pipeline on embedded defaults against the bundled Amazon emulator.
 
-    run_demo(as_json=as_json)
+    Two Ads profiles in different time zones and a vendor account, the last 30 days of every
+    default report: requested, waited for and downloaded into the raw zone, with a ledger.
+    """
+    from amzlake.demo import demo_json, print_demo, run_demo
+    from amzlake.progress import configure_logging
+
+    configure_logging()
+    outcome = run_demo(folder.resolve(), live=False if as_json else None)
+    if as_json:
+        print(demo_json(outcome))
+    else:
+        print_demo(Console(highlight=False), outcome)
+    if outcome.result.failed:
+        raise typer.Exit(1)
 
 
 @app.command(

@@ -116,6 +116,16 @@ class ClientPool:
                     total[name] = total.get(name, 0) + int(getattr(stat, name))
         return total
 
+    def operation_stats(self) -> dict[str, dict[str, float]]:
+        """Every counter of CallStats per operation (`api.operation`), summed over every client."""
+        total: dict[str, dict[str, float]] = {}
+        for client in [*self._ads.values(), *self._spapi.values()]:
+            for name, stat in client.http.stats().items():
+                into = total.setdefault(name, {})
+                for key, value in stat.as_dict().items():
+                    into[key] = into.get(key, 0) + value
+        return dict(sorted(total.items()))
+
     async def aclose(self) -> None:
         """Close every client's connections."""
         for client in [*self._ads.values(), *self._spapi.values()]:
@@ -256,8 +266,9 @@ class Ingestion:
         entries = self.ledger.plan([p.slice for p in planned], now)
         out = []
         for entry in entries:
-            # Only what had finished when we planned: a slice another run finished since is done.
-            if entry.state in _FINISHED and entry.updated_at <= now:
+            if entry.state in _FINISHED:
+                if entry.updated_at > now:
+                    continue  # another run finished it after we planned: it is done
                 entry = self.ledger.update(entry, states.replan(entry, now, force=True))
             out.append(entry)
         return out
