@@ -72,6 +72,9 @@ class LedgerEntry:
     lease_owner: str | None = None
     lease_until: datetime | None = None
     note: str | None = None
+    # The account's marketplace, country, currency, time zone and region when the slice was
+    # planned: what the transform needs to type the rows without asking Amazon again.
+    account: dict[str, str] = field(default_factory=dict)
 
     @property
     def end_day(self) -> date:
@@ -80,7 +83,7 @@ class LedgerEntry:
 
 
 # The fields a slice is born with; `update` refuses to change them (they make up its identity).
-IDENTITY_FIELDS = frozenset({"slice_key", "source", "account_id", "report_type", "report_date",
+IDENTITY_FIELDS = frozenset({"slice_key", "source", "account_id", "report_type", "report_date", "account",
                              "start", "end", "spec", "created_at", "version"})
 UPDATABLE_FIELDS = frozenset(f.name for f in dataclasses.fields(LedgerEntry)) - IDENTITY_FIELDS
 
@@ -93,8 +96,15 @@ def planned_entry(slice_: Slice, now: datetime) -> LedgerEntry:
         slice_key=slice_.key, source=slice_.source.value, account_id=slice_.account.account_id,
         report_type=slice_.report_type, report_date=slice_.report_date, start=slice_.start,
         end=slice_.end, spec=slice_.spec.normalised(), state=SliceState.PLANNED,
-        created_at=now, updated_at=now,
+        created_at=now, updated_at=now, account=account_info(slice_),
     )
+
+
+def account_info(slice_: Slice) -> dict[str, str]:
+    """The account facts a ledger row keeps (never a credential)."""
+    a = slice_.account
+    return {"marketplace_id": a.marketplace_id, "country_code": a.country_code,
+            "currency_code": a.currency_code, "timezone": a.timezone, "region": a.region}
 
 
 def check_changes(entry: LedgerEntry, changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -141,7 +151,7 @@ def encode_field(name: str, value: Any) -> Any:
         return encode_time(value)
     if name in ("start", "end", "report_date"):
         return value.isoformat()  # a datetime keeps its own zone (hourly slices are UTC)
-    if name == "spec":
+    if name in ("spec", "account"):
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
     if name == "raw_objects":
         return orjson.dumps([o.to_dict() for o in value]).decode()
@@ -165,7 +175,8 @@ def decode_entry(stored: Mapping[str, Any]) -> LedgerEntry:
         slice_key=get("slice_key"), source=get("source"), account_id=get("account_id"),
         report_type=get("report_type"), report_date=date.fromisoformat(get("report_date")),
         start=parse_day(get("start")), end=parse_day(get("end")),
-        spec=orjson.loads(get("spec")), state=SliceState(get("state")),
+        spec=orjson.loads(get("spec")), account=orjson.loads(get("account") or "{}"),
+        state=SliceState(get("state")),
         failure_class=FailureClass(get("failure_class")) if get("failure_class") else None,
         version=int(get("version")), remote_report_id=get("remote_report_id"),
         remote_document_id=get("remote_document_id"), attempts=int(get("attempts") or 0),

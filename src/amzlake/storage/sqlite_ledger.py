@@ -32,7 +32,7 @@ from amzlake.storage.ledger import (
     summarise,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # MIGRATIONS[n] takes a ledger from schema version n to n + 1; append, never edit.
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -67,6 +67,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS slices_by_state ON slices (state);
     CREATE INDEX IF NOT EXISTS slices_by_group
         ON slices (source, account_id, report_type, report_date);
+    """,
+    # 2: the account's marketplace, currency and time zone, for the transform.
+    """
+    ALTER TABLE slices ADD COLUMN account TEXT NOT NULL DEFAULT '{}';
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
