@@ -269,17 +269,28 @@ def decode_extras(uni: Universe, grain: Grain, key: np.ndarray) -> dict[str, np.
     return out
 
 
-def _reduce(key: np.ndarray, cell: np.ndarray, values: dict[str, np.ndarray]) -> _Rows:
+def _reduce(key: np.ndarray, cell: np.ndarray, values: Mapping[str, np.ndarray]) -> _Rows:
     """Sum rows sharing a key (exact int64 sums; no float on the way)."""
+    return _reduce_each(key, cell, list(values), values.__getitem__)
+
+
+def _reduce_each(
+    key: np.ndarray, cell: np.ndarray, names: list[str], get: Callable[[str], np.ndarray]
+) -> _Rows:
+    """Sum rows sharing a key, fetching one measure at a time with `get`.
+
+    Only one source-length measure is alive at a time (not all of them), which keeps a large
+    universe's day well below the memory of its every measure at once.
+    """
     if key.shape[0] == 0:
-        return _Rows(key, cell, {m: v[:0] for m, v in values.items()})
+        return _Rows(key, cell, {m: get(m)[:0].astype(np.int64, copy=False) for m in names})
     order = np.argsort(key, kind="stable")
     sk = key[order]
     starts = np.concatenate(([0], np.flatnonzero(sk[1:] != sk[:-1]) + 1))
     return _Rows(
         sk[starts],
         cell[order][starts],
-        {m: np.add.reduceat(v[order], starts) for m, v in values.items()},
+        {m: np.add.reduceat(get(m).astype(np.int64, copy=False)[order], starts) for m in names},
     )
 
 
@@ -288,7 +299,7 @@ def _day_rows(
 ) -> _Rows:
     src = _source(day, request, mask)
     key = _keys(day.uni, grain, src)
-    return _reduce(key, src.cell, {m: src.get(m).astype(np.int64, copy=False) for m in needed})
+    return _reduce_each(key, src.cell, needed, src.get)
 
 
 def _merge(a: _Rows | None, b: _Rows) -> _Rows:

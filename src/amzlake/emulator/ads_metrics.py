@@ -73,6 +73,10 @@ def day_fraction(age: float) -> float:
     return 1.0 if age >= 0 else max(0.0, 1.0 + age)
 
 
+# Rows per block when drawing from an (n, 8) array in pieces (bounds the temporaries).
+_DRAW_BLOCK = 16_384
+
+
 class DayCells:
     """The measures of every cell of `uni` for one day, seen at `as_of`, computed on demand."""
 
@@ -166,10 +170,16 @@ class DayCells:
         rng = self._rng("conversions")
         purchases = rng.binomial(t["clicks"], u.cell_cvr)
         pvals = [s * k for s in LAG_SHARE for k in (SAME_SKU_SHARE, 1.0 - SAME_SKU_SHARE)]
-        buckets = rng.multinomial(purchases, pvals).astype(np.int64, copy=False)  # (n, 8): lag*2 + other
+        # (n, 8): lag*2 + other. Counts of one cell and day are small: int32 halves the two
+        # largest arrays a day keeps (values and sums are the same; sums are taken in int64).
+        buckets = rng.multinomial(purchases, pvals).astype(np.int32)
         del purchases
-        units = rng.poisson(buckets * 0.15)
-        units += buckets  # in place: one (n, 8) array fewer at the peak
+        # Units in row blocks: the generator draws element after element in C order, so block
+        # by block gives the very same draws without an (n, 8) float and int64 temporary.
+        units = np.empty_like(buckets)
+        for lo in range(0, n, _DRAW_BLOCK):
+            part = buckets[lo : lo + _DRAW_BLOCK]
+            units[lo : lo + _DRAW_BLOCK] = part + rng.poisson(part * 0.15)
         pv = rng.binomial(t["imps"], VIEW_PURCHASE_RATE[u.product]).astype(np.int64, copy=False)
         uv = pv + rng.poisson(pv * 0.1)
         clicks14 = buckets[:, :6].sum(axis=1)

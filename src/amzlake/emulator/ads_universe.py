@@ -250,7 +250,7 @@ def _counts(rng: np.random.Generator, n: int, mean_extra: float) -> np.ndarray:
 def _ids(seed: int, profile_id: int, product: str, kind: str, n: int) -> np.ndarray:
     # Sequential within a random 2^40 window per (profile, product, kind): unique and > 2^53.
     base = ID_BASE + (stable_int(seed, profile_id, product, kind, bits=16) << 40)
-    return (base + np.arange(n, dtype=np.int64) * 7919 + 104_729).astype(np.int64)
+    return (base + np.arange(n, dtype=np.int64) * 7919 + 104_729).astype(np.int64, copy=False)
 
 
 @lru_cache(maxsize=16)
@@ -268,7 +268,7 @@ def build_universe(seed: int, profile: AdsProfile, product: str, asins: tuple[st
     n_asins = len(asins)
     arng = np.random.default_rng(stable_int(seed, "ads-asins", profile.profile_id))
     price_usd = np.clip(arng.lognormal(np.log(25.0), 0.6, n_asins), 4.0, 400.0)
-    asin_price = np.maximum(np.round(price_usd * fx * minor), 1).astype(np.int64)
+    asin_price = np.maximum(np.round(price_usd * fx * minor), 1).astype(np.int64, copy=False)
     noun = arng.integers(0, len(_NOUNS), n_asins)
     mod = arng.integers(0, len(_MODIFIERS), n_asins)
     asin_name = [
@@ -354,7 +354,7 @@ def build_universe(seed: int, profile: AdsProfile, product: str, asins: tuple[st
         if code == "SB":
             manual = np.where(rng.random(n_tg) < 0.08, 5, manual)
         kt = np.where(campaign_auto[tg_camp], 4, manual)
-    target_match_type = np.where(kt <= 2, kt, -1).astype(np.int64)
+    target_match_type = np.where(kt <= 2, kt, -1).astype(np.int64, copy=False)
     target_phrase = rng.integers(0, n_phr, n_tg)
     target_asin = rng.integers(0, n_asins, n_tg)
     predefined = ("close-match", "loose-match", "substitutes", "complements")
@@ -390,7 +390,7 @@ def build_universe(seed: int, profile: AdsProfile, product: str, asins: tuple[st
         target_match_type == 2,
         1,
         np.where(target_match_type >= 0, rng.integers(3, 9, n_tg), rng.integers(2, 7, n_tg)),
-    ).astype(np.int64)
+    ).astype(np.int64, copy=False)
     same_noun_offset = rng.integers(0, len(_MODIFIERS) + 1, (n_tg, MAX_TERMS))
     phrase_noun = target_phrase // len(_MODIFIERS)
     phrase_noun = np.where(
@@ -405,7 +405,9 @@ def build_universe(seed: int, profile: AdsProfile, product: str, asins: tuple[st
     )
     related[:, 0] = target_phrase
     asin_terms = n_phr + rng.integers(0, n_asins, (n_tg, MAX_TERMS))
-    target_terms = np.where((target_match_type >= 0)[:, None], related, asin_terms).astype(np.int64)
+    target_terms = np.where((target_match_type >= 0)[:, None], related, asin_terms)
+    # Free the (n_targets, MAX_TERMS) temporaries now: the cells below are the build's peak.
+    del same_noun_offset, related, asin_terms
 
     # Cells: every ad of an ad group paired with every target of it.
     ad_order = np.argsort(ad_adgroup, kind="stable")
@@ -419,6 +421,7 @@ def build_universe(seed: int, profile: AdsProfile, product: str, asins: tuple[st
     cell_ad = ad_order[ad_start[cell_adgroup] + offset // n_t_rep]
     cell_target = tg_order[tg_start[cell_adgroup] + offset % n_t_rep]
     n_cells = int(cell_adgroup.shape[0])
+    del offset, n_t_rep
     cell_campaign = adgroup_campaign[cell_adgroup]
 
     lam = rng.lognormal(np.log(imp_scale), 1.1, n_cells)
@@ -447,7 +450,7 @@ def build_universe(seed: int, profile: AdsProfile, product: str, asins: tuple[st
         portfolio_id=portfolio_id,
         campaign_id=campaign_id,
         campaign_name_json=_esc_array(campaign_name),
-        campaign_status=campaign_status.astype(np.int64),
+        campaign_status=campaign_status.astype(np.int64, copy=False),
         campaign_budget=campaign_budget,
         campaign_portfolio=campaign_portfolio,
         campaign_strategy_json=_esc_lookup(strategies, campaign_strategy),
@@ -455,19 +458,19 @@ def build_universe(seed: int, profile: AdsProfile, product: str, asins: tuple[st
         campaign_video=campaign_video,
         campaign_tos_miss=campaign_tos_miss,
         adgroup_id=adgroup_id,
-        adgroup_campaign=adgroup_campaign.astype(np.int64),
+        adgroup_campaign=adgroup_campaign.astype(np.int64, copy=False),
         adgroup_name_json=_esc_array(adgroup_name),
-        adgroup_status=adgroup_status.astype(np.int64),
+        adgroup_status=adgroup_status.astype(np.int64, copy=False),
         adgroup_bid_opt_json=_esc_lookup(bid_opts, adgroup_bid_opt),
         ad_id=ad_id,
-        ad_adgroup=ad_adgroup.astype(np.int64),
-        ad_asin=ad_asin.astype(np.int64),
+        ad_adgroup=ad_adgroup.astype(np.int64, copy=False),
+        ad_asin=ad_asin.astype(np.int64, copy=False),
         ad_sku_json=_esc_lookup(asin_sku, ad_asin),
-        ad_status=ad_status.astype(np.int64),
+        ad_status=ad_status.astype(np.int64, copy=False),
         target_id=target_id,
-        target_adgroup=target_adgroup.astype(np.int64),
-        target_status=target_status.astype(np.int64),
-        target_keyword_type=kt.astype(np.int64),
+        target_adgroup=target_adgroup.astype(np.int64, copy=False),
+        target_status=target_status.astype(np.int64, copy=False),
+        target_keyword_type=kt.astype(np.int64, copy=False),
         target_match_type=target_match_type,
         target_text_json=_esc_lookup(text_table, text_index),
         target_bid=target_bid,
@@ -475,16 +478,16 @@ def build_universe(seed: int, profile: AdsProfile, product: str, asins: tuple[st
         target_n_terms=n_terms,
         keyword_types=keyword_types,
         term_json=_esc_array(term_strings),
-        cell_ad=cell_ad.astype(np.int64),
-        cell_target=cell_target.astype(np.int64),
-        cell_adgroup=cell_adgroup.astype(np.int64),
-        cell_campaign=cell_campaign.astype(np.int64),
+        cell_ad=cell_ad.astype(np.int64, copy=False),
+        cell_target=cell_target.astype(np.int64, copy=False),
+        cell_adgroup=cell_adgroup.astype(np.int64, copy=False),
+        cell_campaign=cell_campaign.astype(np.int64, copy=False),
         cell_lambda=lam,
         cell_p_active=p_active,
         cell_ctr=ctr,
         cell_cvr=cvr,
         cell_cpc=cpc,
-        cell_other_asin=other.astype(np.int64),
-        cell_matched_asin=matched.astype(np.int64),
+        cell_other_asin=other.astype(np.int64, copy=False),
+        cell_matched_asin=matched.astype(np.int64, copy=False),
         cell_business=business,
     )
