@@ -10,6 +10,7 @@ import subprocess
 import sys
 import zlib
 from collections.abc import Callable
+from functools import partial
 
 import httpx
 import orjson
@@ -76,18 +77,21 @@ def test_access_tokens_expire_on_the_virtual_clock(make_emulator: EmulatorFactor
         emu.state.tokens.resolve(token)
 
 
+def numbers_plan(rows: int) -> DocumentPlan:
+    """A document of `rows` small objects; module-level so the worker process can unpickle it."""
+    truth = Truth()
+
+    def chunks():
+        for i in range(rows):
+            truth.rows += 1
+            truth.add("n", i)
+            yield orjson.dumps({"n": i, "pad": "x" * (i % 50)})
+
+    return DocumentPlan(json_array(chunks()), truth)
+
+
 def _small_job(emu: RunningEmulator, rows: int = 20_000) -> ReportJob:
-    def plan() -> DocumentPlan:
-        truth = Truth()
-
-        def chunks():
-            for i in range(rows):
-                truth.rows += 1
-                truth.add("n", i)
-                yield orjson.dumps({"n": i, "pad": "x" * (i % 50)})
-
-        return DocumentPlan(json_array(chunks()), truth)
-
+    plan = partial(numbers_plan, rows)
     job = emu.state.jobs.create(api="spapi", owner="test", report_type="TEST", request={},
                                 dedupe_key="k", plan=plan, delays=(0.0, 0.0))
     assert job.wait_ready(30)

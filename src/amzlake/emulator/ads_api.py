@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -275,8 +276,9 @@ def ads_routes(state: EmulatorState) -> list[BaseRoute]:
             if outcome in (Outcome.FAILED, Outcome.CANCELLED):
                 reason = fault.reason or INJECTED_FAILURE
         if outcome == Outcome.DONE:
-            world = state.world
-            plan = lambda: ads_document(world, profile, parsed, now)  # noqa: E731
+            # Picklable for the worker process: the validated request holds mapping proxies, so
+            # the worker validates the same body again, against the same profile-local today.
+            plan = partial(ads_document, state.world, profile, body, now)
         job = state.jobs.create(
             api="ads",
             owner=owner,

@@ -1,15 +1,22 @@
 """Report jobs shared by the Ads and SP-API emulations: delays, status on the clock, documents.
 
 A job's status is a pure function of the virtual time: queued for `queue_seconds`, processing
-for `processing_seconds`, then its outcome. Its document is generated in a worker thread as soon
+for `processing_seconds`, then its outcome. Its document is generated in a worker process as soon
 as the job is created; the job reports PROCESSING until the document is spooled, the way a big
 report at Amazon takes longer to build.
+
+Why a process, not a thread: generating a million-row document is ~12 s of pure-Python work that
+holds the GIL, and in a thread of the server it starved the event loop (clients timed out); its
+memory peak also added to the server's. A worker process does the generating and the gzip
+spooling and sends back only the SpooledDocument and its Truth, so plans must be picklable:
+a `functools.partial` of a module-level function over frozen dataclasses and plain data.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import secrets
 import shutil
 import tempfile
@@ -17,17 +24,20 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from starlette.requests import Request
 
-from amzlake.emulator.documents import DocumentPlan, SpooledDocument, Truth, spool
+from amzlake.emulator.doc_worker import PRELOAD, BuiltDocument, build_document
+from amzlake.emulator.documents import DocumentPlan, SpooledDocument, Truth
 from amzlake.emulator.faults import Delays, Outcome
 from amzlake.emulator.world import stable_int
 
@@ -121,8 +131,27 @@ class DocumentLink:
     content_encoding: bool
 
 
+@cache
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """The start method of document workers: forkserver where there is one, else spawn.
+
+    Never plain fork: the server process runs threads (uvicorn, the executor's own), and forking
+    a threaded process can copy a held lock into the child.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    # Process-wide, and only read when the fork server starts (once per process).
+    ctx.set_forkserver_preload(list(PRELOAD))
+    return ctx
+
+
 class JobStore:
-    """All report jobs, their document spool and download links; thread-safe."""
+    """All report jobs, their document spool and download links; thread-safe.
+
+    Documents are built by a pool of `workers` processes, started on the first document (a store
+    that never builds one never starts a process) and stopped by `close`.
+    """
 
     def __init__(self, clock_now: Callable[[], datetime], seed: int, delays: Delays,
                  spool_dir: Path | None = None, workers: int = 2) -> None:
@@ -136,13 +165,42 @@ class JobStore:
         self._links: dict[str, DocumentLink] = {}
         self._lock = threading.Lock()
         self._counter = 0
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="emulator-doc")
+        self._workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._closed = False
 
     def close(self) -> None:
-        """Stop the workers and remove the spool (if the store created it)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop the worker processes (also one busy with a document) and remove the spool."""
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+            # shutdown() would wait for a running document (seconds for a big one): stop the
+            # workers instead; Python 3.11 has no public call for it (3.14 adds terminate_workers).
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=True)
         if self._own_spool:
             shutil.rmtree(self.spool_dir, ignore_errors=True)
+
+    def _submit(self, plan: Callable[[], DocumentPlan | None], path: Path) -> Future[BuiltDocument]:
+        """Hand `plan` to a worker process, starting the pool (or replacing a broken one)."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the job store is closed")
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self._workers, mp_context=_worker_context())
+            pool = self._pool
+        try:
+            return pool.submit(build_document, plan, path)
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): the pool refuses work from then on.
+            log.warning("document worker pool broken; starting a new one")
+            with self._lock:
+                if self._pool is pool:
+                    self._pool = None
+            return self._submit(plan, path)
 
     def _draw_delays(self, api: str, n: int) -> tuple[float, float]:
         d = self._delays
@@ -157,7 +215,12 @@ class JobStore:
                outcome: Outcome = Outcome.DONE, failure_reason: str | None = None,
                document_id: str | None = None,
                delays: tuple[float, float] | None = None) -> ReportJob:
-        """Register a new report job and start building its document in the background."""
+        """Register a new report job and start building its document in the background.
+
+        `plan` (None: no document) runs in a worker process, so it must be picklable: e.g.
+        `functools.partial(module_level_function, frozen_dataclass, ...)`, never a closure. The
+        job reports PROCESSING until the document is spooled; its Truth comes back with it.
+        """
         with self._lock:
             self._counter += 1
             n = self._counter
@@ -177,24 +240,34 @@ class JobStore:
             if document_id is not None:
                 self._by_document[document_id] = job
         if plan is not None:
-            self._pool.submit(self._build, job, plan)
+            path = self.spool_dir / f"{job.api}-{job.report_id}.json.gz"
+            submitted = time.perf_counter()
+            try:
+                future = self._submit(plan, path)
+            except RuntimeError as e:  # closed while the request was answered
+                future = Future()
+                future.set_exception(e)
+            future.add_done_callback(partial(self._built, job, submitted))
         else:
             job._ready.set()  # nothing to build
         return job
 
-    def _build(self, job: ReportJob, plan: Callable[[], DocumentPlan | None]) -> None:
-        started = time.perf_counter()
+    def _built(self, job: ReportJob, submitted: float, future: Future[BuiltDocument]) -> None:
+        """Attach a worker's result to `job` (runs on the pool's management thread)."""
         try:
-            made = plan()
-            if made is not None:
-                job.document = spool(made, self.spool_dir / f"{job.api}-{job.report_id}.json.gz")
-                job.truth = made.truth
+            built = future.result()
+            job.document, job.truth = built.document, built.truth
+            job.generation_seconds = built.seconds
+        except CancelledError:
+            job.generation_error = "cancelled: the emulator is shutting down"
         except Exception as e:  # an emulator bug: surface it as a failed report, loudly
-            log.exception("generating the document of %s report %s failed", job.api, job.report_id)
+            log.error("generating the document of %s report %s failed", job.api, job.report_id,
+                      exc_info=e)
             job.generation_error = f"{type(e).__name__}: {e}"
             job.failure_reason = "Report generation failed due to an internal error. Please retry"
         finally:
-            job.generation_seconds = time.perf_counter() - started
+            if job.generation_seconds is None:
+                job.generation_seconds = time.perf_counter() - submitted
             job._ready.set()
 
     def get(self, api: str, owner: str, report_id: str) -> ReportJob | None:

@@ -13,6 +13,7 @@ import itertools
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import orjson
@@ -241,17 +242,17 @@ def spapi_routes(state: EmulatorState) -> list[BaseRoute]:
             if outcome == Outcome.FAILED:
                 text = reason or INJECTED_FATAL_TEXT
                 reason = text
-                plan = lambda: fatal_document(text)  # noqa: E731
+                plan = partial(fatal_document, text)
         elif decision.fatal is not None:
             outcome, reason = Outcome.FAILED, decision.fatal.text
             fatal = decision.fatal
-            plan = lambda: fatal_document(fatal.text)  # noqa: E731
+            plan = partial(fatal_document, fatal.text)
             delays = VALIDATION_FATAL_DELAYS
         else:
             args = (world, account, report_type, dict(req.report_options),
                     req.data_start, req.data_end, now)
             if has_data(*args):
-                plan = lambda: vendor_document(*args)  # noqa: E731
+                plan = partial(vendor_document, *args)
             else:
                 # "an automatic cancellation if there is no data to return" [M].
                 outcome = Outcome.CANCELLED
