@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -52,11 +53,65 @@ class EmulatorProcess:
     def memory_mb(self) -> tuple[float, float]:
         """(current RSS, peak RSS) of the emulator process in MiB, from /proc."""
         assert self.proc is not None
-        fields = {}
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields[key] = value.strip()
-        return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+        return process_memory_mb(self.proc.pid)
+
+    def helpers(self) -> list[Helper]:
+        """The emulator's descendant processes (fork server, document workers, ...) right now."""
+        assert self.proc is not None
+        out = []
+        for pid, parent in descendants(self.proc.pid):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                rss, hwm = process_memory_mb(pid)
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # exited meanwhile
+            if "forkserver import main" in cmd:
+                # The fork server and the workers forked from it share its command line.
+                role = "worker" if parent != self.proc.pid else "forkserver"
+            elif "resource_tracker" in cmd:
+                role = "resource_tracker"
+            elif "spawn_main" in cmd:
+                role = "worker"
+            else:
+                role = "other"
+            out.append(Helper(pid, role, rss, hwm))
+        return out
+
+
+@dataclass(frozen=True)
+class Helper:
+    """One descendant process of the emulator and its memory in MiB."""
+
+    pid: int
+    role: str  # worker | forkserver | resource_tracker | other
+    rss_mb: float
+    peak_mb: float
+
+
+def process_memory_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of a process in MiB, from /proc/<pid>/status."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+
+def descendants(pid: int) -> list[tuple[int, int]]:
+    """(pid, parent pid) of every descendant of `pid`, from /proc/<pid>/task/*/children."""
+    out: list[tuple[int, int]] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except FileNotFoundError:
+                continue
+            for child in children:
+                out.append((child, parent))
+                todo.append(child)
+    return out
 
 
 def cpu_count() -> int:
