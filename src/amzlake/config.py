@@ -806,6 +806,44 @@ class EndpointsConfig(_Section):
         )
 
 
+# ---- [transform] and [notify] --------------------------------------------------------------------
+
+
+class TransformConfig(_Section):
+    """[transform]: when the transform starts and how many documents it parses at once."""
+
+    # The transform starts once no new raw document has arrived for this long (guidance step 4).
+    quiet_period: Duration = timedelta(seconds=30)
+    workers: int = Field(default=2, ge=1, le=64)
+    # How often `amzlake transform --watch` looks for new raw documents.
+    poll_interval: Duration = timedelta(seconds=10)
+
+
+class WebhookConfig(_Section):
+    """A webhook notifier: events are POSTed as JSON, retried with backoff."""
+
+    url: Url
+    retries: int = Field(default=3, ge=0, le=10)
+    timeout: Duration = timedelta(seconds=10)
+
+
+class NotifyConfig(_Section):
+    """[notify]: where commit events go (a log line unless turned off; the others when set)."""
+
+    log: bool = True
+    jsonl: Path | None = None  # a JSON-lines file events are appended to
+    webhook: WebhookConfig | None = None
+    command: list[str] | None = Field(default=None, min_length=1)  # gets the event JSON on stdin
+
+    @field_validator("jsonl", mode="before")
+    @classmethod
+    def _jsonl_path(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return None
+        path = Path(str(value)).expanduser()
+        return path if path.is_absolute() else _base_dir(info) / path
+
+
 # ---- The whole file -----------------------------------------------------------------------------
 
 
@@ -818,6 +856,8 @@ class AmzlakeConfig(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     endpoints: EndpointsConfig = Field(default_factory=EndpointsConfig)
+    transform: TransformConfig = Field(default_factory=TransformConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
 
     _path: Path | None = PrivateAttr(default=None)
 
