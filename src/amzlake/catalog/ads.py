@@ -766,65 +766,31 @@ _REPORTS: tuple[AdsReportType, ...] = (
             ),
         ),
     ),
-    _report(
-        "spGrossAndInvalids",
-        "SPONSORED_PRODUCTS",
-        "gross-and-invalid-traffic",
-        max_span_days=365,
-        retention_days=365,
-        formats=("GZIP_JSON", "CSV"),
-        base=(
-            "campaignName campaignStatus clicks date endDate grossClickThroughs "
-            "grossImpressions impressions invalidClickThroughRate invalidClickThroughs "
-            "invalidImpressionRate invalidImpressions startDate"
-        ),
-        group_bys=(
-            _group_by(
-                "campaign",
-                columns=(),
-                filters={"campaignStatus": ("ENABLED", "PAUSED", "ARCHIVED")},
+    # Gross and invalid traffic: one report, the same for the three ad products.
+    *(
+        _report(
+            f"{prefix}GrossAndInvalids",
+            product,
+            "gross-and-invalid-traffic",
+            max_span_days=365,
+            retention_days=365,
+            formats=("GZIP_JSON", "CSV"),
+            base=(
+                "campaignName campaignStatus clicks date endDate grossClickThroughs "
+                "grossImpressions impressions invalidClickThroughRate invalidClickThroughs "
+                "invalidImpressionRate invalidImpressions startDate"
             ),
-        ),
-    ),
-    _report(
-        "sbGrossAndInvalids",
-        "SPONSORED_BRANDS",
-        "gross-and-invalid-traffic",
-        max_span_days=365,
-        retention_days=365,
-        formats=("GZIP_JSON", "CSV"),
-        base=(
-            "campaignName campaignStatus clicks date endDate grossClickThroughs "
-            "grossImpressions impressions invalidClickThroughRate invalidClickThroughs "
-            "invalidImpressionRate invalidImpressions startDate"
-        ),
-        group_bys=(
-            _group_by(
-                "campaign",
-                columns=(),
-                filters={"campaignStatus": ("ENABLED", "PAUSED", "ARCHIVED")},
+            group_bys=(
+                _group_by(
+                    "campaign",
+                    columns=(),
+                    filters={"campaignStatus": ("ENABLED", "PAUSED", "ARCHIVED")},
+                ),
             ),
-        ),
-    ),
-    _report(
-        "sdGrossAndInvalids",
-        "SPONSORED_DISPLAY",
-        "gross-and-invalid-traffic",
-        max_span_days=365,
-        retention_days=365,
-        formats=("GZIP_JSON", "CSV"),
-        base=(
-            "campaignName campaignStatus clicks date endDate grossClickThroughs "
-            "grossImpressions impressions invalidClickThroughRate invalidClickThroughs "
-            "invalidImpressionRate invalidImpressions startDate"
-        ),
-        group_bys=(
-            _group_by(
-                "campaign",
-                columns=(),
-                filters={"campaignStatus": ("ENABLED", "PAUSED", "ARCHIVED")},
-            ),
-        ),
+        )
+        for prefix, product in (
+            ("sp", "SPONSORED_PRODUCTS"), ("sb", "SPONSORED_BRANDS"), ("sd", "SPONSORED_DISPLAY"),
+        )
     ),
 )
 

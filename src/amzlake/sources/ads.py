@@ -21,6 +21,7 @@ import orjson
 from amzlake.catalog.limits import ADS_REPORTING_LIMITS, RateLimit
 from amzlake.errors import ApiRequestError, UnexpectedResponse
 from amzlake.slices import AdsReportSpec
+from amzlake.sources.answers import parse_status, parse_timestamp
 from amzlake.sources.http import (
     ApiHttp,
     RetryPolicy,
@@ -82,26 +83,8 @@ class Profile:
         )
 
 
-def _parse_status(value: Any, operation: str) -> AdsReportStatus:
-    try:
-        return AdsReportStatus(value)
-    except ValueError:
-        raise UnexpectedResponse(
-            f"{operation}: unknown report status {value!r} (expected one of "
-            f"{', '.join(s.value for s in AdsReportStatus)})", operation=operation,
-        ) from None
 
 
-def _timestamp(value: Any) -> datetime | None:
-    if not value:
-        return None
-    text = str(value)
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)
@@ -136,16 +119,16 @@ class AdsReport:
         size = body.get("fileSize")
         return cls(
             report_id=str(body["reportId"]),
-            status=_parse_status(body.get("status"), operation),
+            status=parse_status(AdsReportStatus, body.get("status"), operation, "report status"),
             start_date=str(body.get("startDate", "")),
             end_date=str(body.get("endDate", "")),
             configuration=dict(body.get("configuration") or {}),
             name=body.get("name"),
-            created_at=_timestamp(body.get("createdAt")),
-            updated_at=_timestamp(body.get("updatedAt")),
-            generated_at=_timestamp(body.get("generatedAt")),
+            created_at=parse_timestamp(body.get("createdAt")),
+            updated_at=parse_timestamp(body.get("updatedAt")),
+            generated_at=parse_timestamp(body.get("generatedAt")),
             url=body.get("url"),
-            url_expires_at=_timestamp(body.get("urlExpiresAt")),
+            url_expires_at=parse_timestamp(body.get("urlExpiresAt")),
             file_size=None if size is None else int(size),
             failure_reason=body.get("failureReason"),
         )

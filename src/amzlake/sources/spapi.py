@@ -23,6 +23,7 @@ from amzlake.catalog.limits import SPAPI_REPORTS_LIMITS, RateLimit
 from amzlake.catalog.vendor import DateRule, vendor_report_type
 from amzlake.errors import UnexpectedResponse
 from amzlake.slices import VendorReportSpec
+from amzlake.sources.answers import parse_status, parse_timestamp
 from amzlake.sources.http import (
     ApiHttp,
     RetryPolicy,
@@ -67,26 +68,8 @@ class ProcessingStatus(StrEnum):
         return self in (ProcessingStatus.DONE, ProcessingStatus.CANCELLED, ProcessingStatus.FATAL)
 
 
-def _status(value: Any, operation: str) -> ProcessingStatus:
-    try:
-        return ProcessingStatus(value)
-    except ValueError:
-        raise UnexpectedResponse(
-            f"{operation}: unknown processingStatus {value!r} (expected one of "
-            f"{', '.join(s.value for s in ProcessingStatus)})", operation=operation,
-        ) from None
 
 
-def _timestamp(value: Any) -> datetime | None:
-    if not value:
-        return None
-    text = str(value)
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)
@@ -114,13 +97,14 @@ class SpApiReport:
         return cls(
             report_id=str(body["reportId"]),
             report_type=str(body.get("reportType", "")),
-            processing_status=_status(body.get("processingStatus"), operation),
-            created_time=_timestamp(body.get("createdTime")),
+            processing_status=parse_status(ProcessingStatus, body.get("processingStatus"), operation,
+                                           "processingStatus"),
+            created_time=parse_timestamp(body.get("createdTime")),
             marketplace_ids=tuple(body.get("marketplaceIds") or ()),
-            data_start_time=_timestamp(body.get("dataStartTime")),
-            data_end_time=_timestamp(body.get("dataEndTime")),
-            processing_start_time=_timestamp(body.get("processingStartTime")),
-            processing_end_time=_timestamp(body.get("processingEndTime")),
+            data_start_time=parse_timestamp(body.get("dataStartTime")),
+            data_end_time=parse_timestamp(body.get("dataEndTime")),
+            processing_start_time=parse_timestamp(body.get("processingStartTime")),
+            processing_end_time=parse_timestamp(body.get("processingEndTime")),
             report_document_id=body.get("reportDocumentId"),
             report_schedule_id=body.get("reportScheduleId"),
         )
