@@ -110,3 +110,16 @@ class UrlExpired(ApiRequestError):
 
 class UnexpectedResponse(ApiCallError):
     """Amazon answered something amzlake does not understand (an unknown status, a bad body)."""
+
+
+class DocumentUnparseable(AmzlakeError):
+    """A stored raw document cannot be turned into rows: corrupt or truncated gzip, bad JSON, or a
+    shape or value the report's schema does not allow. `reason` says what, for a person to act on;
+    the transform quarantines the document and goes on."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (type(self), (self.reason,))

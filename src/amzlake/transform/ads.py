@@ -1,0 +1,264 @@
+"""Ads report documents (one GZIP JSON array of flat objects) to typed Arrow record batches.
+
+Fast path: the array is cut into runs of whole rows of about 16 MB; a run becomes
+newline-delimited JSON by replacing its `},{` separators and is read by pyarrow's C++ JSON reader
+with an explicit schema (int64 ids are parsed as integers, never through a float; money straight
+to decimal(18,4)). A run that reader refuses (a `},{` inside a string, pretty-printed text, a value
+of the wrong kind) is read again exactly with ijson (`use_float=False`), which either converts it
+or names the row and value that cannot be converted. Memory holds one run at a time.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import date
+from typing import Any, BinaryIO
+
+import ijson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from amzlake.catalog.ads import ADS_REPORT_TYPES, FORMAT_GZIP_JSON, TimeUnit
+from amzlake.errors import DocumentUnparseable
+from amzlake.transform.jsonstream import (
+    CHUNK_BYTES,
+    GzipReader,
+    array_chunks,
+    infer_type,
+    is_incomplete,
+    open_array,
+    to_arrow,
+)
+from amzlake.transform.model import Footprint, ParsedDocument, SliceContext, TableRows
+from amzlake.transform.names import snake
+from amzlake.transform.schemas import ads_schema, ads_table_name
+
+_STANDARD = (pa.int64(), pa.float64(), pa.string(), pa.bool_())
+
+
+class _AdsColumns:
+    """The columns of one Ads table as a document reveals them: declared ones, then new fields."""
+
+    def __init__(self, report_type_id: str, time_unit: str) -> None:
+        self.schema = ads_schema(report_type_id, time_unit)
+        self.by_field: dict[str, str] = {}  # Amazon field -> column
+        self.raw: dict[str, pa.DataType] = {}  # Amazon field -> type as read (dates as strings)
+        rt = ADS_REPORT_TYPES[report_type_id]
+        for g in (rt.base_columns, *(g.columns for g in rt.group_bys.values())):
+            for f in g:
+                col = snake(f)
+                if col in self.schema.names:
+                    self.by_field[f] = col
+                    t = self.schema.field(col).type
+                    self.raw[f] = pa.string() if pa.types.is_date(t) else t
+
+    def add(self, name: str, typ: pa.DataType) -> None:
+        """Register a field the catalogue does not know as a new nullable column."""
+        col = snake(name)
+        if col in self.schema.names:
+            owner = next((f for f, c in self.by_field.items() if c == col), col)
+            raise DocumentUnparseable(
+                f"new field {name!r} would be column {col!r}, which field {owner!r} already uses"
+            )
+        self.by_field[name] = col
+        self.raw[name] = typ
+        self.schema = self.schema.append(pa.field(col, typ))
+
+    def raw_schema(self) -> pa.Schema:
+        """The schema pyarrow reads a run with (Amazon's names; dates as strings)."""
+        return pa.schema([pa.field(f, t) for f, t in self.raw.items()])
+
+
+class _AdsParser:
+    """Turns one Ads document into record batches of its table."""
+
+    def __init__(self, context: SliceContext, reader: GzipReader, head: bytes) -> None:
+        spec = context.spec
+        self.context = context
+        self.time_unit = str(spec.get("timeUnit", "DAILY"))
+        self.columns = _AdsColumns(str(spec["reportTypeId"]), self.time_unit)
+        self.reader = reader
+        self.head = head
+        self.rows = 0
+        self.table: TableRows | None = None
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The document's rows, one record batch per run of ~16 MB of JSON."""
+        carry = b""
+        for run, sep, last in array_chunks(self.reader, self.head, CHUNK_BYTES):
+            text = carry + run if carry else run
+            if not text.strip():
+                continue
+            raw = self._fast(text)
+            if raw is None:
+                try:
+                    raw = self._exact(text)
+                except _Incomplete as exc:
+                    if last:
+                        raise DocumentUnparseable(
+                            f"bad JSON after row {self.rows:,}: {exc}") from None
+                    carry = text + sep  # the cut fell inside a row: join it with the next run
+                    continue
+            carry = b""
+            batch = self._finish(raw)
+            self.rows += batch.num_rows
+            if self.table is not None:
+                self.table.rows = self.rows
+                self.table.schema = self.columns.schema
+            if batch.num_rows:
+                yield batch
+
+    def _fast(self, text: bytes) -> pa.Table | None:
+        """The run read by pyarrow, or None when it must be read exactly instead."""
+        if b"\n" in text or b"\r" in text:
+            return None  # pretty-printed: lines are not rows
+        nd = text.replace(b"},{", b"}\n{") + b"\n"
+        for _ in range(2):
+            try:
+                table = pj.read_json(
+                    io.BytesIO(nd),
+                    read_options=pj.ReadOptions(block_size=1 << 20),
+                    parse_options=pj.ParseOptions(
+                        explicit_schema=self.columns.raw_schema(),
+                        unexpected_field_behavior="infer",
+                    ),
+                )
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return None
+            new = [f for f in table.schema if f.name not in self.columns.raw]
+            if not new:
+                return table
+            if any(pa.types.is_nested(f.type) for f in new):
+                return None  # nested values: kept as JSON text by the exact reader
+            for f in new:
+                # pyarrow infers date-like strings as timestamps: they stay strings, as sent.
+                self.columns.add(f.name, f.type if f.type in _STANDARD else pa.string())
+        return None
+
+    def _exact(self, text: bytes) -> pa.Table:
+        """The run read with ijson, every value converted exactly or refused with its row."""
+        rows: list[dict[str, Any]] = []
+        try:
+            for item in ijson.items(io.BytesIO(b"[" + text + b"]"), "item", use_float=False):
+                if not isinstance(item, dict):
+                    raise DocumentUnparseable(
+                        f"row {self.rows + len(rows) + 1:,} is {type(item).__name__} "
+                        f"{str(item)[:40]!r}, not an object: expected an array of report rows")
+                rows.append(item)
+        except ijson.JSONError as exc:
+            if is_incomplete(exc):
+                raise _Incomplete(str(exc)) from None
+            raise DocumentUnparseable(
+                f"bad JSON after row {self.rows + len(rows):,}: {exc}") from None
+        seen: dict[str, None] = {}
+        for r in rows:
+            seen.update(dict.fromkeys(r))
+        for name in seen:
+            if name not in self.columns.raw:
+                self.columns.add(name, infer_type([r.get(name) for r in rows]))
+        arrays = []
+        for name, typ in self.columns.raw.items():
+            where = f"row {self.rows + 1:,}+ field {name!r}"
+            arrays.append(to_arrow([r.get(name) for r in rows], typ, where))
+        return pa.Table.from_arrays(arrays, schema=self.columns.raw_schema())
+
+    def _finish(self, raw: pa.Table) -> pa.RecordBatch:
+        """Lineage first, then the declared and new columns under their curated names and types."""
+        ctx = self.context
+        n = raw.num_rows
+        cols: dict[str, pa.Array | pa.ChunkedArray] = {}
+        for f in raw.schema:
+            col = self.columns.by_field[f.name]
+            target = self.columns.schema.field(col).type
+            arr = raw.column(f.name)
+            if arr.type != target:
+                try:
+                    arr = arr.cast(target)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise DocumentUnparseable(
+                        f"rows {self.rows + 1:,}-{self.rows + n:,} field {f.name!r}: {exc}"
+                    ) from None
+            cols[col] = arr
+        report_date = self._report_dates(cols.get("date"), n)
+        out = []
+        for field in self.columns.schema:
+            name = field.name
+            if name == "report_date":
+                out.append(report_date)
+            elif name in _LINEAGE_VALUES:
+                out.append(pa.repeat(pa.scalar(_LINEAGE_VALUES[name](ctx), field.type), n))
+            elif name == "currency":
+                out.append(pa.repeat(pa.scalar(ctx.currency_code, pa.string()), n))
+            elif name in cols:
+                arr = cols[name]
+                out.append(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
+            else:
+                out.append(pa.nulls(n, field.type))
+        return pa.RecordBatch.from_arrays(out, schema=self.columns.schema)
+
+    def _report_dates(self, dates: pa.Array | pa.ChunkedArray | None, n: int) -> pa.Array:
+        ctx = self.context
+        first, last = ctx.first_day, ctx.last_day
+        if self.time_unit != TimeUnit.DAILY.value:
+            return pa.repeat(pa.scalar(first, pa.date32()), n)
+        if dates is None or (n and dates.null_count):
+            if first == last:
+                return pa.repeat(pa.scalar(first, pa.date32()), n)
+            raise DocumentUnparseable(
+                f"a DAILY report over {first}..{last} whose rows have no `date`: its rows "
+                "cannot be given a day (add the `date` column to the report's columns)")
+        arr = dates.combine_chunks() if isinstance(dates, pa.ChunkedArray) else dates
+        if n:
+            lo, hi = pc.min_max(arr).values()
+            if lo.as_py() < first or hi.as_py() > last:
+                bad = lo.as_py() if lo.as_py() < first else hi.as_py()
+                raise DocumentUnparseable(
+                    f"a row is dated {bad}, outside the slice's days {first}..{last}")
+        return arr
+
+
+class _Incomplete(Exception):
+    """A run ended inside a row (the cut fell inside a string or a nested value)."""
+
+
+_LINEAGE_VALUES: dict[str, Any] = {
+    "account_id": lambda c: c.account_id,
+    "identity_key": lambda c: c.identity,
+    "slice_key": lambda c: c.slice_key,
+    "remote_report_id": lambda c: c.remote_report_id,
+    "raw_key": lambda c: c.raw_key,
+    "fetched_at": lambda c: c.fetched_at,
+}
+
+
+def footprint(context: SliceContext, first: date | None = None,
+              last: date | None = None) -> Footprint:
+    """The rows a slice replaces: its account and identity on its days."""
+    return Footprint(context.account_id, context.identity, first or context.first_day,
+                     last or context.last_day, context.fetched_at)
+
+
+def parse_ads(context: SliceContext, stream: BinaryIO) -> ParsedDocument:
+    """The Ads document in `stream` (gzip) as its table's rows; raises DocumentUnparseable now for
+    a document that is not gzip or not a JSON array, and while batches are read for the rest."""
+    spec = context.spec
+    rt = spec.get("reportTypeId")
+    if rt not in ADS_REPORT_TYPES:
+        raise DocumentUnparseable(
+            f"unknown Ads report type {rt!r}: the catalogue has no schema for it")
+    fmt = spec.get("format", FORMAT_GZIP_JSON)
+    if fmt != FORMAT_GZIP_JSON:
+        raise DocumentUnparseable(
+            f"Ads documents in format {fmt} are not supported; ask for GZIP_JSON")
+    reader = GzipReader(stream)
+    parser = _AdsParser(context, reader, open_array(reader))
+    table = TableRows(
+        table=ads_table_name(rt, parser.time_unit),
+        schema=parser.columns.schema,
+        batches=parser.batches(),
+        footprint=footprint(context),
+    )
+    parser.table = table
+    return ParsedDocument(context, [table])
