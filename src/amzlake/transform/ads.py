@@ -1,6 +1,6 @@
 """Ads report documents (one GZIP JSON array of flat objects) to typed Arrow record batches.
 
-Fast path: the array is cut into runs of whole rows of about 16 MB; a run becomes
+Fast path: the array is cut into runs of whole rows of about 8 MB; a run becomes
 newline-delimited JSON by replacing its `},{` separators and is read by pyarrow's C++ JSON reader
 with an explicit schema (int64 ids are parsed as integers, never through a float; money straight
 to decimal(18,4)). A run that reader refuses (a `},{` inside a string, pretty-printed text, a value
@@ -26,6 +26,7 @@ from amzlake.transform.jsonstream import (
     CHUNK_BYTES,
     GzipReader,
     array_chunks,
+    first_line,
     infer_type,
     is_incomplete,
     open_array,
@@ -85,7 +86,7 @@ class _AdsParser:
         self.table: TableRows | None = None
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        """The document's rows, one record batch per run of ~16 MB of JSON."""
+        """The document's rows, one record batch per run of ~8 MB of JSON."""
         carry = b""
         for run, sep, last in array_chunks(self.reader, self.head, CHUNK_BYTES):
             text = carry + run if carry else run
@@ -151,7 +152,7 @@ class _AdsParser:
             if is_incomplete(exc):
                 raise _Incomplete(str(exc)) from None
             raise DocumentUnparseable(
-                f"bad JSON after row {self.rows + len(rows):,}: {exc}") from None
+                f"bad JSON after row {self.rows + len(rows):,}: {first_line(exc)}") from None
         seen: dict[str, None] = {}
         for r in rows:
             seen.update(dict.fromkeys(r))

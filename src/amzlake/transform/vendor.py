@@ -20,7 +20,14 @@ import pyarrow as pa
 from ijson.common import ObjectBuilder
 
 from amzlake.errors import DocumentUnparseable
-from amzlake.transform.jsonstream import GzipReader, infer_type, snippet, to_arrow
+from amzlake.transform.jsonstream import (
+    GzipReader,
+    first_line,
+    infer_type,
+    is_incomplete,
+    snippet,
+    to_arrow,
+)
 from amzlake.transform.model import Footprint, ParsedDocument, SliceContext, TableRows
 from amzlake.transform.names import path_column
 from amzlake.transform.schemas import (
@@ -116,7 +123,12 @@ class _VendorParser:
             raise DocumentUnparseable(
                 "the document ends before its JSON object is closed") from None
         except ijson.JSONError as exc:
-            raise DocumentUnparseable(f"bad JSON after {self.rows_seen:,} rows: {exc}") from None
+            if is_incomplete(exc):
+                raise DocumentUnparseable(
+                    f"the document ends before its JSON object is closed (after "
+                    f"{self.rows_seen:,} rows)") from None
+            raise DocumentUnparseable(
+                f"bad JSON after {self.rows_seen:,} rows: {first_line(exc)}") from None
 
     def _value(self, event: str, value: Any) -> Any:
         """The whole JSON value that starts with (event, value)."""

@@ -1,0 +1,157 @@
+"""Print transform throughput for a 1M-row Ads document, next to two baselines (not a test).
+
+Usage: ./uvw run python benchmarks/transform_throughput.py [--size 300] [--doc PATH] [--skip-naive]
+
+The document: spAdvertisedProduct DAILY over 31 days with 30 columns (the emulator_serve columns),
+made once with the emulator's generator and spooled as gzip (cached at --doc). Each variant runs
+in its own child process, which reports its wall time and its peak RSS (ru_maxrss):
+- parse:  amzlake.transform.parse_document, every record batch read (raw .json.gz -> Arrow);
+- commit: parse + amzlake.lake.writer.LakeWriter.replace into a fresh Iceberg lake (SQLite catalog);
+- orjson: gunzip + orjson.loads of the whole document, the floor of any Python-object parser;
+- naive:  json.load + pyarrow.Table.from_pylist + Parquet write, the naive pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from amzlake.transform.model import SliceContext
+
+COLUMNS = [
+    "date", "campaignId", "campaignName", "adGroupId", "adGroupName", "adId", "advertisedAsin",
+    "advertisedSku", "campaignBudgetCurrencyCode", "impressions", "clicks", "cost", "costPerClick",
+    "clickThroughRate", "spend", "purchases1d", "purchases7d", "purchases14d", "purchases30d",
+    "sales1d", "sales7d", "sales14d", "sales30d", "unitsSoldClicks7d", "unitsSoldClicks14d",
+    "attributedSalesSameSku14d", "purchasesSameSku14d", "unitsSoldSameSku14d", "acosClicks14d",
+    "roasClicks14d",
+]
+START, END = date(2025, 1, 1), date(2025, 1, 31)
+AS_OF = datetime(2025, 3, 10, tzinfo=UTC)
+MB = 1_000_000
+
+
+def make_document(path: Path, size: int) -> dict[str, int]:
+    """Spool the benchmark document to `path` (if absent); its row count and sizes."""
+    meta = path.with_suffix(".meta.json")
+    if path.exists() and meta.exists():
+        return json.loads(meta.read_text())
+    from amzlake.emulator.ads_data import ads_document
+    from amzlake.emulator.documents import spool
+    from amzlake.emulator.world import build_world
+
+    world = build_world(seed=1, size=size)
+    body = {
+        "startDate": START.isoformat(), "endDate": END.isoformat(),
+        "configuration": {"adProduct": "SPONSORED_PRODUCTS", "reportTypeId": "spAdvertisedProduct",
+                          "groupBy": ["advertiser"], "columns": COLUMNS, "timeUnit": "DAILY",
+                          "format": "GZIP_JSON"},
+    }
+    plan = ads_document(world, world.ads_profiles[0], body, AS_OF)
+    doc = spool(plan, path)
+    info = {"rows": plan.truth.rows, "gzip_bytes": doc.size, "json_bytes": doc.uncompressed_size}
+    meta.write_text(json.dumps(info))
+    return info
+
+
+def _context(path: Path) -> SliceContext:
+    spec = {"reportTypeId": "spAdvertisedProduct", "adProduct": "SPONSORED_PRODUCTS",
+            "groupBy": ["advertiser"], "columns": sorted(COLUMNS), "timeUnit": "DAILY",
+            "filters": [], "format": "GZIP_JSON"}
+    return SliceContext("ads", "1000000000000001", "spAdvertisedProduct", spec, START, END,
+                        "bench-slice", "bench-report", str(path), AS_OF, currency_code="USD")
+
+
+def run_variant(name: str, path: Path, work: Path) -> int:
+    """Run one variant in this process; returns the rows it produced."""
+    if name in ("parse", "commit"):
+        from amzlake.transform.parse import parse_document
+
+        with path.open("rb") as f:
+            doc = parse_document(_context(path), f)
+            rows = doc.tables[0]
+            if name == "parse":
+                return sum(b.num_rows for b in rows.batches)
+            from amzlake.lake.catalog import open_catalog
+            from amzlake.lake.writer import LakeWriter
+
+            LakeWriter(open_catalog(work / "lake")).replace(rows)
+            return rows.rows
+    if name == "orjson":
+        import orjson
+
+        with gzip.open(path, "rb") as f:
+            return len(orjson.loads(f.read()))
+    if name == "naive":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        with gzip.open(path, "rt") as f:
+            data = json.load(f)
+        table = pa.Table.from_pylist(data)
+        pq.write_table(table, work / "naive.parquet")
+        return table.num_rows
+    raise SystemExit(f"unknown variant {name}")
+
+
+def child(name: str, path: Path) -> None:
+    """Entry point of a child process: run `name`, print one JSON line of figures."""
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        rows = run_variant(name, path, Path(tmp))
+        seconds = time.perf_counter() - t0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB  # KiB on Linux
+    print(json.dumps({"variant": name, "rows": rows, "seconds": seconds, "peak_mb": peak_mb}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=300, help="emulator size (300: ~1M rows)")
+    parser.add_argument("--doc", type=Path, default=Path(tempfile.gettempdir()) / "amzlake-bench"
+                        / "sp_advertised_product_1m.json.gz")
+    parser.add_argument("--variants", default="parse,commit,orjson,naive")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.doc)
+        return
+    t0 = time.perf_counter()
+    info = make_document(args.doc, args.size)
+    print(f"document: {info['rows']:,} rows, {info['json_bytes'] / MB:,.0f} MB JSON, "
+          f"{info['gzip_bytes'] / MB:,.0f} MB gzip ({args.doc}; made in "
+          f"{time.perf_counter() - t0:.0f}s)")
+    results = {}
+    for name in args.variants.split(","):
+        if name == "commit":
+            try:
+                import amzlake.lake.writer  # noqa: F401
+            except ImportError:
+                print("commit: skipped (no lake writer)")
+                continue
+        out = subprocess.run([sys.executable, __file__, "--child", name, "--doc", str(args.doc)],
+                             capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            print(f"{name}: failed\n{out.stderr[-2000:]}")
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        results[name] = r
+        print(f"{name:>7}: {r['rows']:>10,} rows in {r['seconds']:7.2f}s = "
+              f"{r['rows'] / r['seconds']:>10,.0f} rows/s, peak RSS {r['peak_mb']:,.0f} MB")
+    if "naive" in results:
+        naive = results["naive"]["rows"] / results["naive"]["seconds"]
+        for name in ("parse", "commit"):
+            if name in results:
+                mine = results[name]["rows"] / results[name]["seconds"]
+                print(f"{name} vs naive: {mine / naive:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
