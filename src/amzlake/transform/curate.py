@@ -1,0 +1,204 @@
+"""The transform step: every downloaded raw document into the curated tables (guidance step 5).
+
+Documents are parsed and committed in a pool of worker processes, one slice per task: the parse is
+CPU-bound Python, and each commit is an independent Iceberg transaction (the writer retries when two
+land on one table at once). The ledger, the quarantine and the notifications stay in this process.
+A document that cannot be parsed is quarantined with its reason: recorded next to the raw zone and
+in the ledger (as a retryable failure, so the next run asks Amazon for it again); the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from amzlake.errors import DocumentCorrupt, DocumentUnparseable, StaleEntry
+from amzlake.ingest import states
+from amzlake.ingest.states import FailureClass, SliceState
+from amzlake.lake.catalog import open_catalog
+from amzlake.lake.writer import CommitResult, LakeWriter
+from amzlake.notify import CommitEvent, Notifier, QuarantineEvent, broadcast
+from amzlake.storage.ledger import Ledger, LedgerEntry
+from amzlake.storage.objects import ObjectStore, open_store
+from amzlake.transform.model import SliceContext
+from amzlake.transform.parse import parse_document
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_PREFIX = "quarantine"
+
+
+@dataclass(frozen=True)
+class CurateTask:
+    """What a worker needs to curate one slice (picklable)."""
+
+    context: SliceContext
+    raw_location: str
+    lake_dir: str
+    catalog_overrides: tuple[tuple[str, str], ...] = ()
+    namespace: str = "amzlake"
+
+
+@dataclass(frozen=True)
+class CurateOutcome:
+    """What became of one slice's document."""
+
+    slice_key: str
+    raw_key: str
+    commits: tuple[CommitResult, ...] = ()
+    quarantined: str | None = None  # the reason, when the document could not be used
+
+    @property
+    def rows(self) -> int:
+        return sum(c.rows_added for c in self.commits)
+
+
+@dataclass
+class TransformResult:
+    """What one transform did."""
+
+    outcomes: list[CurateOutcome] = field(default_factory=list)
+    notify_failures: list[str] = field(default_factory=list)
+
+    @property
+    def quarantined(self) -> list[CurateOutcome]:
+        return [o for o in self.outcomes if o.quarantined]
+
+    @property
+    def commits(self) -> list[CommitResult]:
+        return [c for o in self.outcomes for c in o.commits]
+
+
+def context_for(entry: LedgerEntry) -> SliceContext:
+    """The transform's view of a downloaded slice: its newest data document."""
+    data = [r for r in entry.raw_objects if not r.key.endswith(".fatal.json.gz")]
+    if not data:
+        raise ValueError(f"slice {entry.slice_key} has no data document")
+    raw = data[-1]
+    return SliceContext(
+        source=entry.source, account_id=entry.account_id, report_type=entry.report_type,
+        spec=entry.spec, start=entry.start, end=entry.end, slice_key=entry.slice_key,
+        remote_report_id=entry.remote_report_id, raw_key=raw.key, fetched_at=raw.fetched_at,
+        currency_code=entry.account.get("currency_code"), timezone=entry.account.get("timezone"),
+    )
+
+
+def curate(task: CurateTask) -> CurateOutcome:
+    """Parse one document and replace its slice in every table it feeds (runs in a worker)."""
+    ctx = task.context
+    store = open_store(task.raw_location)
+    writer = LakeWriter(open_catalog(Path(task.lake_dir), dict(task.catalog_overrides)),
+                        task.namespace)
+    commits: list[CommitResult] = []
+    try:
+        with store.open_read(ctx.raw_key) as stream:
+            parsed = parse_document(ctx, stream)
+            for rows in parsed.tables:
+                commits.append(writer.replace(rows))
+    except (DocumentUnparseable, DocumentCorrupt) as e:
+        # Tables already committed for this document keep a consistent slice of their own;
+        # the quarantine says which document failed and why.
+        return CurateOutcome(ctx.slice_key, ctx.raw_key, tuple(commits), str(e))
+    return CurateOutcome(ctx.slice_key, ctx.raw_key, tuple(commits))
+
+
+def pending(ledger: Ledger) -> list[LedgerEntry]:
+    """Downloaded slices whose newest document is not curated yet, oldest fetch first."""
+    entries = ledger.query(states=[SliceState.DOWNLOADED])
+    return sorted(entries, key=lambda e: e.raw_objects[-1].fetched_at if e.raw_objects else e.updated_at)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    # forkserver: the workers start clean of this process's threads (asyncio, HTTP clients).
+    return ProcessPoolExecutor(max_workers=workers,
+                               mp_context=multiprocessing.get_context("forkserver"))
+
+
+class Transformer:
+    """Curates pending slices, records them in the ledger, tells the notifiers."""
+
+    def __init__(self, *, ledger: Ledger, store: ObjectStore, raw_location: str, lake_dir: Path,
+                 notifiers: Sequence[Notifier], workers: int = 2,
+                 catalog_overrides: dict[str, str] | None = None,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.ledger = ledger
+        self.store = store
+        self.raw_location = raw_location
+        self.lake_dir = lake_dir
+        self.notifiers = list(notifiers)
+        self.workers = workers
+        self.catalog_overrides = tuple(sorted((catalog_overrides or {}).items()))
+        self.now = now
+
+    def run(self, entries: Sequence[LedgerEntry] | None = None) -> TransformResult:
+        """Curate `entries` (default: every pending slice)."""
+        work = list(pending(self.ledger) if entries is None else entries)
+        result = TransformResult()
+        if not work:
+            return result
+        tasks = {
+            e.slice_key: CurateTask(context_for(e), self.raw_location, str(self.lake_dir),
+                                    self.catalog_overrides)
+            for e in work
+        }
+        if self.workers == 1 or len(tasks) == 1:
+            for task in tasks.values():
+                self._record(curate(task), result)
+            return result
+        with _pool(min(self.workers, len(tasks))) as pool:
+            futures = [pool.submit(curate, task) for task in tasks.values()]
+            for future in as_completed(futures):
+                self._record(future.result(), result)
+        return result
+
+    def _record(self, outcome: CurateOutcome, result: TransformResult) -> None:
+        result.outcomes.append(outcome)
+        entry = self.ledger.get(outcome.slice_key)
+        now = self.now()
+        if entry is not None:
+            try:
+                if outcome.quarantined:
+                    self.ledger.update(entry, states.mark_failed(
+                        entry, FailureClass.RETRYABLE, f"quarantined: {outcome.quarantined}", now))
+                elif entry.state is SliceState.DOWNLOADED:
+                    self.ledger.update(entry, states.mark_curated(entry, outcome.rows, now))
+            except StaleEntry:
+                log.warning("slice %s changed while it was curated; the next transform takes it",
+                            outcome.slice_key)
+        for c in outcome.commits:
+            result.notify_failures += broadcast(self.notifiers, CommitEvent(
+                table=c.table, snapshot_id=c.snapshot_id, rows_added=c.rows_added,
+                rows_replaced=c.rows_replaced, partitions=tuple(d.isoformat() for d in c.partitions),
+                slice_key=outcome.slice_key, account_id=entry.account_id if entry else "",
+                report_type=entry.report_type if entry else ""))
+        if outcome.quarantined:
+            self._quarantine(outcome, entry, now)
+            result.notify_failures += broadcast(self.notifiers, QuarantineEvent(
+                raw_key=outcome.raw_key, reason=outcome.quarantined, slice_key=outcome.slice_key,
+                account_id=entry.account_id if entry else "",
+                report_type=entry.report_type if entry else ""))
+
+    def _quarantine(self, outcome: CurateOutcome, entry: LedgerEntry | None, now: datetime) -> None:
+        """A record of the refused document beside the raw zone (the document itself stays put)."""
+        record = orjson.dumps({
+            "raw_key": outcome.raw_key, "reason": outcome.quarantined,
+            "slice_key": outcome.slice_key, "at": now.isoformat(),
+            "report_type": entry.report_type if entry else None,
+        })
+        key = f"{QUARANTINE_PREFIX}/{outcome.raw_key}.{now.strftime('%Y%m%dT%H%M%S%fZ')}.json"
+
+        async def one() -> None:
+            async def body():  # type: ignore[no-untyped-def]
+                yield record
+
+            await self.store.put_stream(key, body())
+
+        asyncio.run(one())
