@@ -49,7 +49,8 @@ from pyiceberg.exceptions import (
     ValidationException,
 )
 from pyiceberg.expressions import And, BooleanExpression, EqualTo, In
-from pyiceberg.io.pyarrow import parquet_file_to_data_file
+from pyiceberg.io import FileIO
+from pyiceberg.io.pyarrow import BUFFER_SIZE, PyArrowFileIO, parquet_file_to_data_file
 from pyiceberg.manifest import DataFile
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema, assign_fresh_schema_ids
@@ -170,7 +171,8 @@ class LakeWriter:
         *,
         max_attempts: int = 10,
         row_group_rows: int = 131_072,
-        buffer_bytes: int = 64 * 1024 * 1024,
+        buffer_bytes: int = 16 * 1024 * 1024,
+        max_open_files: int = 32,
         compression: str = "zstd",
     ) -> None:
         self.catalog = catalog
@@ -178,6 +180,7 @@ class LakeWriter:
         self.max_attempts = max_attempts
         self.row_group_rows = row_group_rows
         self.buffer_bytes = buffer_bytes
+        self.max_open_files = max_open_files
         self.compression = compression
         self._random = random.Random()
 
@@ -192,11 +195,17 @@ class LakeWriter:
             if schema is None:
                 raise
             table = self._create(ident, schema)
+        missing: dict[str, str] = {}
         if table.properties.get(TableProperties.COMMIT_NUM_RETRIES) != "0":
             # A table made elsewhere: pyiceberg's own retry would re-apply a stale decision.
-            table = table.transaction().set_properties(
-                **{TableProperties.COMMIT_NUM_RETRIES: "0"}
-            ).commit_transaction()
+            missing[TableProperties.COMMIT_NUM_RETRIES] = "0"
+        if TableProperties.DEFAULT_NAME_MAPPING not in table.properties:
+            # Our files carry no field ids: readers map their columns by name.
+            missing[TableProperties.DEFAULT_NAME_MAPPING] = (
+                table.schema().name_mapping.model_dump_json()
+            )
+        if missing:
+            table = table.transaction().set_properties(**missing).commit_transaction()
         return table
 
     def _create(self, ident: tuple[str, str], schema: pa.Schema) -> Table:
@@ -257,7 +266,7 @@ class LakeWriter:
             f"/identity_key={quote(fp.identity_key, safe='')}"
         )
         stager = _DayFileStager(table, folder, fp, self.row_group_rows, self.buffer_bytes,
-                                self.compression)
+                                self.max_open_files, self.compression)
         try:
             total = 0
             for batch in rows.batches:
@@ -419,8 +428,10 @@ class _DayFileStager:
     """
 
     def __init__(self, table: Table, folder: str, fp: Footprint, row_group_rows: int,
-                 buffer_bytes: int, compression: str) -> None:
+                 buffer_bytes: int, max_open_files: int, compression: str) -> None:
         self.table = table
+        self.io = _small_buffer_io(table.io)
+        self.max_open_files = max_open_files
         self.folder = folder
         self.fp = fp
         self.row_group_rows = row_group_rows
@@ -491,9 +502,18 @@ class _DayFileStager:
         staged.rows += buf.rows
 
     def _writer(self, day: date) -> tuple[pq.ParquetWriter, object, _StagedFile]:
-        if day not in self.writers:
+        if day in self.writers:
+            self.writers[day] = self.writers.pop(day)  # most recently used last
+        else:
+            if len(self.writers) >= self.max_open_files:
+                # Each open file holds a write buffer: close the least recently used one (a
+                # later row of its day starts another file of the same partition).
+                oldest = next(iter(self.writers))
+                writer, stream, _ = self.writers.pop(oldest)
+                writer.close()
+                stream.close()  # type: ignore[attr-defined]
             path = f"{self.folder % f'report_date={day.isoformat()}'}/{uuid.uuid4()}.parquet"
-            stream = self.table.io.new_output(path).create(overwrite=False)
+            stream = self.io.new_output(path).create(overwrite=False)
             writer = pq.ParquetWriter(stream, self.schema, compression=self.compression)
             staged = _StagedFile(path, day, 0)
             self.files.append(staged)
@@ -507,6 +527,14 @@ class _DayFileStager:
             writer.close()
             stream.close()  # type: ignore[attr-defined]
         self.writers.clear()
+
+
+def _small_buffer_io(io: FileIO) -> FileIO:
+    """`io` with a 64 KiB write buffer per file (pyiceberg's default, 1 MiB, times every open day
+    file was most of the writer's memory)."""
+    if isinstance(io, PyArrowFileIO):
+        return PyArrowFileIO(properties={**io.properties, BUFFER_SIZE: str(64 * 1024)})
+    return io
 
 
 def _split_by_day(batch: pa.RecordBatch) -> Iterator[tuple[date, pa.RecordBatch]]:
