@@ -177,3 +177,27 @@ def test_unparseable_documents_say_why(raw: bytes, reason: str) -> None:
 def test_unknown_report_type_is_refused_at_once() -> None:
     with pytest.raises(DocumentUnparseable, match="unknown Ads report type 'spNope'"):
         parse_document(context(reportTypeId="spNope"), rows_doc(ROWS))
+
+
+def test_a_known_field_first_seen_in_a_later_run_keeps_its_declared_type(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ads_module, "CHUNK_BYTES", 256)
+    rows = [{"date": "2025-06-10", "campaignId": i} for i in range(40)]
+    rows += [{"date": "2025-06-10", "campaignId": 99, "cost": 1.5, "clicks": 2**62}]
+    table, info = read(context(), rows_doc(rows))
+    assert table.schema.field("cost").type == pa.decimal128(18, 4)
+    assert table.column("cost").to_pylist()[-1] == Decimal("1.5")
+    assert table.column("clicks").to_pylist()[-1] == 2**62
+    assert info.schema.names == table.schema.names  # no new column for a known field
+
+
+def test_abandoning_a_document_stops_its_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ads_module, "CHUNK_BYTES", 256)
+    doc = parse_document(context(), rows_doc([{"date": "2025-06-10", "campaignId": i}
+                                              for i in range(500)]))
+    batches = doc.tables[0].batches
+    first = next(batches)
+    assert first.num_rows > 0
+    batches.close()  # the gunzip worker thread is told to stop and joined
+    import threading
+    assert not [t for t in threading.enumerate() if t.name == "amzlake-gunzip" and t.is_alive()]

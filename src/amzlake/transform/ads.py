@@ -30,6 +30,7 @@ from amzlake.transform.jsonstream import (
     infer_type,
     is_incomplete,
     open_array,
+    prefetched,
     to_arrow,
 )
 from amzlake.transform.model import Footprint, ParsedDocument, SliceContext, TableRows
@@ -84,58 +85,73 @@ class _AdsParser:
         self.head = head
         self.rows = 0
         self.table: TableRows | None = None
+        self.present: dict[str, pa.DataType] | None = None  # fields seen (None: none read yet)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The document's rows, one record batch per run of ~8 MB of JSON."""
         carry = b""
-        for run, sep, last in array_chunks(self.reader, self.head, CHUNK_BYTES):
-            text = carry + run if carry else run
-            if not text.strip():
-                continue
-            raw = self._fast(text)
-            if raw is None:
-                try:
-                    raw = self._exact(text)
-                except _Incomplete as exc:
-                    if last:
-                        raise DocumentUnparseable(
-                            f"bad JSON after row {self.rows:,}: {exc}") from None
-                    carry = text + sep  # the cut fell inside a row: join it with the next run
+        runs = prefetched(array_chunks(self.reader, self.head, CHUNK_BYTES))
+        try:
+            for run, sep, last in runs:
+                text = carry + run if carry else run
+                if not text.strip():
                     continue
-            carry = b""
-            batch = self._finish(raw)
-            self.rows += batch.num_rows
-            if self.table is not None:
-                self.table.rows = self.rows
-                self.table.schema = self.columns.schema
-            if batch.num_rows:
-                yield batch
+                raw = self._fast(text)
+                if raw is None:
+                    try:
+                        raw = self._exact(text)
+                    except _Incomplete as exc:
+                        if last:
+                            raise DocumentUnparseable(
+                                f"bad JSON after row {self.rows:,}: {exc}") from None
+                        carry = text + sep  # the cut fell inside a row: join it with the next run
+                        continue
+                carry = b""
+                batch = self._finish(raw)
+                self.rows += batch.num_rows
+                if self.table is not None:
+                    self.table.rows = self.rows
+                    self.table.schema = self.columns.schema
+                if batch.num_rows:
+                    yield batch
+        finally:
+            runs.close()  # stops the gunzip worker if the reader stops early
 
     def _fast(self, text: bytes) -> pa.Table | None:
         """The run read by pyarrow, or None when it must be read exactly instead."""
         if b"\n" in text or b"\r" in text:
             return None  # pretty-printed: lines are not rows
         nd = text.replace(b"},{", b"}\n{") + b"\n"
-        for _ in range(2):
+        for _ in range(3):
+            # Only the fields the document has shown so far: every absent field named in an
+            # explicit schema costs pyarrow time on every row (measured: ~30% for 55 vs 30).
+            explicit = self.present if self.present is not None else self.columns.raw
             try:
                 table = pj.read_json(
                     io.BytesIO(nd),
                     read_options=pj.ReadOptions(block_size=1 << 20),
                     parse_options=pj.ParseOptions(
-                        explicit_schema=self.columns.raw_schema(),
+                        explicit_schema=pa.schema(list(explicit.items())),
                         unexpected_field_behavior="infer",
                     ),
                 )
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 return None
-            new = [f for f in table.schema if f.name not in self.columns.raw]
+            if self.present is None:
+                self.present = {f.name: f.type for f in table.schema
+                                if f.name in self.columns.raw and table.column(f.name).null_count
+                                < table.num_rows}
+            new = [f for f in table.schema if f.name not in explicit]
             if not new:
                 return table
-            if any(pa.types.is_nested(f.type) for f in new):
+            if any(pa.types.is_nested(f.type) for f in new if f.name not in self.columns.raw):
                 return None  # nested values: kept as JSON text by the exact reader
             for f in new:
-                # pyarrow infers date-like strings as timestamps: they stay strings, as sent.
-                self.columns.add(f.name, f.type if f.type in _STANDARD else pa.string())
+                if f.name not in self.columns.raw:
+                    # pyarrow infers date-like strings as timestamps: they stay strings, as sent.
+                    self.columns.add(f.name, f.type if f.type in _STANDARD else pa.string())
+                # Read again with the field typed (a known field is never left to inference).
+                self.present[f.name] = self.columns.raw[f.name]
         return None
 
     def _exact(self, text: bytes) -> pa.Table:

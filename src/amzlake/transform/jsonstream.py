@@ -8,12 +8,14 @@ turn one batch of parsed values into Arrow arrays.
 from __future__ import annotations
 
 import gzip
+import queue
 import re
+import threading
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import orjson
 import pyarrow as pa
@@ -23,6 +25,7 @@ from amzlake.errors import DocumentUnparseable
 CHUNK_BYTES = 8 << 20  # JSON text per parsed run: ~12k Ads rows of 30 columns; peak RSS ~240 MB
 MAX_ROW_BYTES = 256 << 20  # a single row longer than this is not a report row
 _READ = 1 << 20
+T = TypeVar("T")
 
 
 class GzipReader:
@@ -240,3 +243,48 @@ def _timestamp(value: Any, where: str) -> datetime:
 def constant(value: Any, typ: pa.DataType, n: int) -> pa.Array:
     """An array of `n` copies of `value`."""
     return pa.repeat(pa.scalar(value, typ), n)
+
+
+_DONE = object()
+
+
+def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """`items`, produced one step ahead in a worker thread, so gunzip and cutting the next run
+    (zlib releases the GIL) overlap with parsing this one; exceptions arrive in order. Memory:
+    at most `depth` + 1 items in flight. Closing the iterator stops the worker."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((False, exc))
+            return
+        put(_DONE)
+
+    worker = threading.Thread(target=work, name="amzlake-gunzip", daemon=True)
+    worker.start()
+    try:
+        while True:
+            got = q.get()
+            if got is _DONE:
+                return
+            ok, value = got
+            if not ok:
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join(timeout=5)
