@@ -25,7 +25,9 @@ from amzlake.errors import (
 )
 from amzlake.sources.http import (
     ApiHttp,
+    Lane,
     RetryPolicy,
+    Take,
     TokenAuth,
     ads_error,
     retry_after_seconds,
@@ -323,6 +325,58 @@ def test_a_429_slows_the_bucket_down_then_it_recovers() -> None:
     assert lane.rate == pytest.approx(1.0)
 
 
+def test_429s_of_calls_in_flight_together_slow_the_lane_once() -> None:
+    timer = FakeTimer()
+    lane = Lane(RateLimit(1.0, 10), timer)
+
+    async def go() -> list[Take]:
+        return [await lane.take() for _ in range(8)]
+
+    takes = run(go)
+    timer.t = 0.2  # the eight answers come back together, all 429
+    for take in takes:
+        lane.throttled(take)
+    # One slowdown for the one congestion event, not 1/2**8 (floored at 1/16).
+    assert lane.rate == pytest.approx(0.5)
+    assert lane.bucket.wait_time() == pytest.approx(2.0)
+    # A call sent after the slowdown that is refused again halves once more.
+    retry = run(lane.take)
+    lane.throttled(retry)
+    assert lane.rate == pytest.approx(0.25)
+
+
+def test_a_lone_429_at_a_rate_amazon_confirmed_keeps_the_rate() -> None:
+    timer = FakeTimer()
+    http = make_http([ok(**{"x-amzn-RateLimit-Limit": "0.5"}), quota(), ok(), quota(), quota(),
+                      ok()], timer=timer, draw=0.0, limits={"createReport": RateLimit(0.5, 2)})
+    lane = http.lane("A", "createReport")
+    assert lane is not None
+
+    async def call() -> None:
+        await http.call("createReport", "POST", "/reports", account="A", json={})
+
+    run(call)
+    assert lane.confirmed and lane.rate == 0.5
+    run(call)  # one 429 (our bucket ran ahead of Amazon's): wait a whole token, same rate
+    assert lane.rate == 0.5
+    assert timer.t == pytest.approx(2.0)
+    run(call)  # two 429s in a row: the second is a real slowdown
+    assert lane.rate == pytest.approx(0.25 + 0.5 / 4)  # halved, then one success's recovery
+
+
+def test_a_burst_refills_from_the_answer_of_its_first_call() -> None:
+    timer = FakeTimer()
+    lane = Lane(RateLimit(1.0, 2), timer)
+    first = run(lane.take)
+    assert first.from_full
+    second = run(lane.take)
+    assert not second.from_full
+    timer.t = 0.5  # the first answer takes half a second: Amazon's bucket may have left full then
+    lane.answered(first)
+    lane.answered(second)
+    assert lane.bucket.wait_time() == pytest.approx(1.0)  # at 1.5 s, not at 1.0 s
+
+
 def test_transport_errors_are_retried() -> None:
     timer = FakeTimer()
     http = make_http([httpx.ConnectError("connection refused"), ok()], timer=timer)
@@ -502,7 +556,7 @@ def test_a_download_that_breaks_off_is_an_error_not_a_short_document() -> None:
 
     with pytest.raises(RemoteError) as info:
         run(go)
-    assert received == [b"half"]
+    assert b"".join(received) != b"half"  # never handed on as if it were the whole body
     assert "broke off after 4 bytes" in str(info.value)
     assert http.stats()["spapi.download"].calls == 1  # not silently restarted mid-document
 

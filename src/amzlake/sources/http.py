@@ -3,6 +3,10 @@
 - Rate limits: one token bucket per (account, operation), started from the documented limits
   (catalog/limits.py), adapted to `x-amzn-RateLimit-Limit` when a response carries it, halved and
   drained after a 429 and recovering on successes. The caller *waits* for a token before the call.
+  A bucket that was full starts refilling when the answer comes, not when the call left: Amazon's
+  own bucket starts when the call arrives, and running ahead of it by a network latency earns a
+  429 on the first call after a burst. A lone 429 at a rate Amazon's header confirmed is such a
+  phase error, not a lower limit: it empties the bucket but keeps the rate.
 - Retries: 429, 5xx and transport errors, with exponential backoff and full jitter
   (sleep = uniform(0, min(cap, base * 2**n)), the AWS Architecture Blog's "Exponential Backoff And
   Jitter"), honouring `Retry-After`; a bounded number of attempts and a bounded time per call.
@@ -46,6 +50,10 @@ from amzlake.ratelimit import TokenBucket
 log = logging.getLogger(__name__)
 
 RATE_LIMIT_HEADER = "x-amzn-RateLimit-Limit"
+# Document bytes are handed on in pieces of this size (not as each socket read comes, ~64 KiB):
+# every piece is checked in a worker thread (storage/objects.checked), and fewer, larger pieces
+# spend less on thread hand-offs while keeping memory bounded.
+DOWNLOAD_CHUNK = 1 << 20
 
 
 # ---- Time ---------------------------------------------------------------------------------------
@@ -219,9 +227,12 @@ class Lane:
 
     def __init__(self, limit: RateLimit, timer: Timer) -> None:
         self.ceiling = limit.rate  # documented, or the last `x-amzn-RateLimit-Limit` seen
+        self.confirmed = False  # whether Amazon's header named the ceiling
         self.bucket = TokenBucket(limit, timer.now)
         self._timer = timer
         self._lock = asyncio.Lock()
+        self._strikes = 0  # 429s since the last success
+        self._reacted_at: float | None = None  # when the last 429 emptied the bucket
 
     @property
     def rate(self) -> float:
@@ -230,13 +241,29 @@ class Lane:
 
     async def acquire(self) -> float:
         """Wait until a call may go; returns the seconds waited. Waiters go in arrival order."""
+        return (await self.take()).waited
+
+    async def take(self) -> Take:
+        """Wait for a token and take it (waiters in arrival order); hand it back to `answered`."""
         waited = 0.0
         async with self._lock:
-            while not self.bucket.try_take():
+            while True:
+                full = self.bucket.wait_time() == 0.0 and self.bucket.tokens >= self.bucket.limit.burst
+                if self.bucket.try_take():
+                    break
                 delay = self.bucket.wait_time()
                 waited += delay
                 await self._timer.sleep(delay)
-        return waited
+        return Take(waited, self._timer.now(), full)
+
+    def answered(self, take: Take) -> None:
+        """The call of `take` has its answer: a take from a full bucket refills from now on."""
+        if not take.from_full:
+            return
+        # Amazon's bucket left "full" somewhere between our send and its answer; refilling from
+        # the send would run ahead of it by up to the round trip.
+        self.bucket.wait_time()  # refill up to now
+        self.bucket.tokens -= self.rate * max(0.0, self._timer.now() - take.at)
 
     def _set_rate(self, rate: float) -> None:
         self.bucket.wait_time()  # refill up to now at the old rate before the change
@@ -250,7 +277,10 @@ class Lane:
             rate = float(header_value)
         except ValueError:
             return
-        if rate <= 0 or rate == self.ceiling:
+        if rate <= 0:
+            return
+        self.confirmed = True
+        if rate == self.ceiling:
             return
         recovered = self.rate >= self.ceiling
         self.ceiling = rate
@@ -260,15 +290,37 @@ class Lane:
 
     def succeeded(self) -> None:
         """Recover towards the ceiling after a throttle: a quarter of it per successful call."""
+        self._strikes = 0
         if self.rate < self.ceiling:
             self._set_rate(min(self.ceiling, self.rate + self.ceiling / 4))
         elif self.rate > self.ceiling:
             self._set_rate(self.ceiling)
 
-    def throttled(self) -> None:
-        """Slow down after a 429: half the rate (at least 1/16 of the ceiling), empty bucket."""
-        self._set_rate(max(self.ceiling / 16, self.rate / 2))
+    def throttled(self, take: Take | None = None) -> None:
+        """Slow down after a 429: empty the bucket and half the rate (at least 1/16 of the ceiling).
+
+        Once per congestion event, like TCP: the 429s of calls sent before the last slowdown
+        (in flight together) are answered by it already, and halving for each would drop a lane
+        with ten calls in flight to its floor. A lone 429 at the rate Amazon confirmed only
+        empties the bucket (ours ran ahead of Amazon's; a whole token's wait puts it in step).
+        """
+        if take is not None and self._reacted_at is not None and take.at < self._reacted_at:
+            return
+        self._strikes += 1
+        if not (self.confirmed and self._strikes == 1 and self.rate >= self.ceiling):
+            self._set_rate(max(self.ceiling / 16, self.rate / 2))
+        self.bucket.wait_time()  # refill up to now, so the emptying below dates from now
         self.bucket.tokens = 0.0
+        self._reacted_at = self._timer.now()
+
+
+@dataclass(frozen=True)
+class Take:
+    """A token taken from a lane: seconds waited, when, and whether it left a full bucket."""
+
+    waited: float
+    at: float
+    from_full: bool
 
 
 # ---- Counters -----------------------------------------------------------------------------------
@@ -443,10 +495,11 @@ class ApiHttp:
         lane = self.lane(account, operation)
         started, limiter_wait, failures, refreshed = self.timer.now(), 0.0, 0, False
         while True:
+            take = None
             if lane is not None:
-                waited = await lane.acquire()
-                limiter_wait += waited
-                stat.rate_wait += waited
+                take = await lane.take()
+                limiter_wait += take.waited
+                stat.rate_wait += take.waited
             request_headers = dict(headers or {})
             token: SecretStr | None = None
             if auth is not None:
@@ -459,6 +512,8 @@ class ApiHttp:
                     content=content,
                 )
             except httpx.TransportError as exc:
+                if lane is not None and take is not None:
+                    lane.answered(take)
                 stat.transport_errors += 1
                 error, retryable = self._transport_error(name, exc, idempotent=idempotent)
                 if not retryable:
@@ -466,7 +521,8 @@ class ApiHttp:
                 failure = _Failure(error, None)
             else:
                 status = response.status_code
-                if lane is not None:
+                if lane is not None and take is not None:
+                    lane.answered(take)
                     lane.observe(response.headers.get(RATE_LIMIT_HEADER))
                 if status in ok:
                     if lane is not None:
@@ -482,7 +538,7 @@ class ApiHttp:
                 if status == 429:
                     stat.throttled += 1
                     if lane is not None:
-                        lane.throttled()
+                        lane.throttled(take)
                 elif status >= 500:
                     stat.server_errors += 1
                 else:
@@ -533,10 +589,17 @@ class ApiHttp:
             try:
                 async with self.client.stream("GET", url) as response:
                     if response.status_code == 200:
+                        piece = chunk_size or DOWNLOAD_CHUNK
+                        buffer = bytearray()
                         try:
-                            async for chunk in response.aiter_raw(chunk_size):
+                            async for chunk in response.aiter_raw():
                                 received += len(chunk)
-                                yield chunk
+                                buffer += chunk
+                                if len(buffer) >= piece:
+                                    yield bytes(buffer)
+                                    buffer.clear()
+                            if buffer:
+                                yield bytes(buffer)
                         except httpx.TransportError as exc:
                             stat.transport_errors += 1
                             raise RemoteError(
