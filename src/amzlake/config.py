@@ -734,7 +734,9 @@ class RunConfig(_Section):
     max_wait: dict[str, Duration] = Field(default_factory=dict)
     poll_initial: Duration = timedelta(seconds=30)
     poll_max: Duration = timedelta(minutes=5)
-    poll_factor: float = Field(default=1.5, gt=1.0, le=10.0)
+    # 1.2: a finished report waits at most ~20% of its age for the next poll (1.5 let the
+    # slowest report, which sets when a run ends, idle up to half its age: benchmarks/ingest_schedule).
+    poll_factor: float = Field(default=1.2, gt=1.0, le=10.0)
     http_timeout: Duration = timedelta(seconds=60)
 
     @field_validator("max_wait")

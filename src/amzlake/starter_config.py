@@ -82,7 +82,7 @@ lake = "lake"                       # a folder; relative to this file
 concurrency = 8                     # slices in flight at once
 poll_initial = "30s"                # first status check after a create; grows by poll_factor
 poll_max = "5m"
-poll_factor = 1.5
+poll_factor = 1.2                   # each wait 1.2x the last: polls grow with log(time)
 http_timeout = "60s"
 # A report still running after this is left for the next run to pick up.
 max_wait = {{ default = "3h" }}       # keys: default, ads, vendor or a report type

@@ -97,7 +97,7 @@ class RunSettings:
 
     download_concurrency: int = 8
     poll_initial: float = 30.0
-    poll_factor: float = 1.5
+    poll_factor: float = 1.2  # see RunConfig.poll_factor
     poll_max: float = 300.0
     max_wait: Callable[[str, str], timedelta] = field(default=lambda source, rt: timedelta(hours=3))
     # Renewed at every poll, so a run killed with -9 frees its slices this long after it died.
