@@ -23,6 +23,9 @@ def _job_view(state: EmulatorState, job: ReportJob) -> dict[str, Any]:
         "status": job.status(now).value,
         "outcome": job.outcome.value,
         "created_at": job.created_at.isoformat(),
+        # The delays drawn for the job (virtual seconds): benchmarks compute bounds from them.
+        "queue_seconds": job.queue_seconds,
+        "processing_seconds": job.processing_seconds,
         "request": job.request,
         "failure_reason": job.failure_reason,
         "generation_error": job.generation_error,
