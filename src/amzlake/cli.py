@@ -282,6 +282,69 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         print_status(Console(highlight=False, width=None if sys.stdout.isatty() else 200), summaries)
 
 
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  amzlake query \"SHOW TABLES\"\n\n"
+        "  amzlake query \"SELECT * FROM v_ads_daily ORDER BY report_date DESC LIMIT 14\"\n\n"
+        "  amzlake query \"SELECT * FROM v_tacos_daily_asin WHERE report_date >= current_date - 7\" "
+        "--format csv --output tacos.csv\n\n"
+        "  amzlake query \"FROM vendor_sales_by_asin\" --format parquet --output sales.parquet\n\n"
+        "Every curated table is visible by its name; day-one views: v_ads_daily, "
+        "v_vendor_daily_asin, v_tacos_daily_asin. Exit codes: 0 done, 2 bad SQL, unknown table "
+        "or bad configuration."
+    ),
+)
+def query(
+    sql: Annotated[str, typer.Argument(help="DuckDB SQL over the curated tables and views.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, json or parquet.")]
+    = "table",
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help="Write the result to this file.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run SQL (DuckDB) over the curated lake: print a table, or write CSV, JSON or Parquet."""
+    from rich.table import Table as RichTable
+
+    from amzlake.config import load_config
+    from amzlake.lake.catalog import catalog_from_config
+    from amzlake.lake.query import FORMATS, LakeAccount, export, open_duckdb, run_query, table_rows
+    from amzlake.storage.ledger import open_ledger
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt!r}: allowed: {', '.join(FORMATS)}")
+    if fmt == "table" and output is not None:
+        raise ConfigError("--output needs --format csv, json or parquet (a table is for a terminal)")
+    cfg = load_config(config)
+    accounts: list[LakeAccount] = []
+    where = cfg.storage.ledger_location
+    if "://" in where or Path(where).is_file():  # never create an empty ledger just to read it
+        ledger = open_ledger(where)
+        try:
+            for e in ledger.query():
+                accounts.append(LakeAccount(e.source, e.account_id, e.account.get("marketplace_id"),
+                                            e.account.get("country_code"),
+                                            e.account.get("currency_code"),
+                                            e.account.get("timezone")))
+        finally:
+            ledger.close()
+    con = open_duckdb(catalog_from_config(cfg), accounts=accounts)
+    result = run_query(con, sql)
+    if result is None:
+        return
+    if fmt != "table":
+        export(con, result, fmt, output)
+        return
+    columns, rows, more = table_rows(result)
+    shown = RichTable(*columns, show_lines=False)
+    for row in rows:
+        shown.add_row(*("" if v is None else str(v) for v in row))
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    console.print(shown)
+    if more:
+        console.print(f"(first {len(rows)} rows shown; use --format csv to get them all)")
+
+
 def main() -> None:
     """Entry point: run the app, turning amzlake's errors into one line and an exit code."""
     try:
