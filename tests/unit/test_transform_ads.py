@@ -147,7 +147,7 @@ def corrupt_gzip() -> bytes:
     return bytes(data)
 
 
-@pytest.mark.parametrize(("raw", "reason"), [
+UNPARSEABLE = [
     (b"not gzip at all", "not valid gzip"),
     (good_gzip()[:-30], "truncated"),
     (corrupt_gzip(), "not valid gzip|bad JSON|truncated"),
@@ -167,7 +167,12 @@ def corrupt_gzip() -> bytes:
     (gzip.compress(b'[{"campaignId": 1, "date": "10/06/2025"}]'), "10/06/2025"),
     (gzip.compress(b'[{"campaignId": 1, "date": "2025-07-01"}]'), "outside the slice"),
     (gzip.compress(b'[{"campaignId": 1, "date": "2025-06-10"}] trailing'), "never closed"),
-])
+]
+
+
+# Ids from the reasons: gzip bytes carry a timestamp, so ids made from them would differ between
+# the test processes of a parallel run.
+@pytest.mark.parametrize(("raw", "reason"), UNPARSEABLE, ids=[r for _, r in UNPARSEABLE])
 def test_unparseable_documents_say_why(raw: bytes, reason: str) -> None:
     with pytest.raises(DocumentUnparseable, match=reason) as info:
         read(context(), io.BytesIO(raw))
