@@ -21,6 +21,7 @@ from amzlake.catalog.ads import ADS_REPORT_TYPES
 from amzlake.catalog.vendor import VENDOR_REPORT_TYPES
 from amzlake.ingest.states import SliceState
 from amzlake.storage.ledger import LedgerEntry
+from amzlake.transform.curate import context_for
 from amzlake.transform.model import SliceContext
 from amzlake.transform.names import ads_table, path_column, snake
 from amzlake.transform.parse import parse_document
@@ -32,11 +33,7 @@ LONG_TOKENS = 10**7
 
 
 def context_of(e: LedgerEntry) -> SliceContext:
-    raw = e.raw_objects[-1]
-    return SliceContext(e.source, e.account_id, e.report_type, e.spec, e.start, e.end, e.slice_key,
-                        e.remote_report_id, raw.key, raw.fetched_at,
-                        currency_code=e.account.get("currency_code"),
-                        timezone=e.account.get("timezone"))
+    return context_for(e)  # what the transform step itself builds from a ledger row
 
 
 def exact_sum(values: list[Any]) -> int | Decimal:

@@ -88,6 +88,7 @@ def context_for(entry: LedgerEntry) -> SliceContext:
         spec=entry.spec, start=entry.start, end=entry.end, slice_key=entry.slice_key,
         remote_report_id=entry.remote_report_id, raw_key=raw.key, fetched_at=raw.fetched_at,
         currency_code=entry.account.get("currency_code"), timezone=entry.account.get("timezone"),
+        marketplace_id=entry.account.get("marketplace_id"),
     )
 
 

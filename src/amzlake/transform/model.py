@@ -29,15 +29,18 @@ LINEAGE_FIELDS: tuple[pa.Field, ...] = (
 )
 
 
-def identity_key(source: str, spec: dict[str, Any]) -> str:
-    """The report identity whose rows a slice replaces: the spec without its column list.
+def identity_key(source: str, spec: dict[str, Any], marketplace_id: str | None = None) -> str:
+    """The report identity whose rows a slice replaces: the spec without its column list, in
+    its marketplace.
 
     Columns are the shape of a report, not which rows it holds: adding a column to the config must
     replace yesterday's rows, not sit beside them. Ads: type, groupBy, timeUnit, filters; vendor:
-    type and options.
+    type and options. The marketplace tells apart one vendor selling partner's marketplaces (an
+    Ads profile is one marketplace already).
     """
     ident = {k: v for k, v in spec.items() if k != "columns"}
-    blob = orjson.dumps({"source": source, "spec": ident}, option=orjson.OPT_SORT_KEYS)
+    blob = orjson.dumps({"source": source, "spec": ident, "marketplace": marketplace_id},
+                        option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -57,10 +60,11 @@ class SliceContext:
     fetched_at: datetime
     currency_code: str | None = None  # the account's currency (Ads money has none of its own)
     timezone: str | None = None
+    marketplace_id: str | None = None
 
     @property
     def identity(self) -> str:
-        return identity_key(self.source, self.spec)
+        return identity_key(self.source, self.spec, self.marketplace_id)
 
     @property
     def first_day(self) -> date:
