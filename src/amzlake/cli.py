@@ -198,28 +198,30 @@ def _ingest(config_path: Path | None, backfill: tuple[Any, Any] | None, as_json:
 
     from amzlake.config import load_config
     from amzlake.ingest.pipeline import Ingestion, clock_for
+    from amzlake.job import run_job
     from amzlake.progress import RunProgress, configure_logging
     from amzlake.summary import exit_code_for, print_run, run_json
 
     configure_logging(verbose)
     config = load_config(config_path)
+    clock = clock_for(config)
 
     async def go() -> Any:
-        ingestion = Ingestion.open(config, clock_for(config))
+        ingestion = Ingestion.open(config, clock)
         progress = RunProgress(stats=ingestion.pool.stats, live=False if as_json else None)
         try:
             with progress:
-                return await ingestion.run(backfill=backfill, listener=progress,
-                                           on_start=progress.start)
+                return await run_job(config, clock, backfill=backfill, listener=progress,
+                                     on_start=progress.start, ingestion=ingestion)
         finally:
             await ingestion.aclose()
 
-    result, planned = asyncio.run(go())
+    job = asyncio.run(go())
     if as_json:
-        print(json.dumps(run_json(result, planned)))
+        print(json.dumps(run_json(job)))
     else:
-        print_run(Console(highlight=False), result, planned)
-    code = exit_code_for(result)
+        print_run(Console(highlight=False), job)
+    code = exit_code_for(job)
     if code:
         raise typer.Exit(code)
 
@@ -229,15 +231,17 @@ def _ingest(config_path: Path | None, backfill: tuple[Any, Any] | None, as_json:
         "Examples:\n\n"
         "  amzlake run\n\n"
         "  amzlake run --config /etc/amzlake/amzlake.toml --json\n\n"
-        "Exit codes: 0 every slice fetched (or still being made by Amazon), 1 some slices failed, "
-        "2 bad configuration or input, 3 credentials refused."
+        "Exit codes: 0 every slice fetched and curated (or still being made by Amazon), 1 some "
+        "slices failed or documents were quarantined, 2 bad configuration or input, 3 credentials "
+        "refused."
     ),
 )
 def run(config: ConfigOption = None, as_json: JsonOption = False, verbose: VerboseOption = False) -> None:
-    """Ask Amazon for every report still needed, wait for them and download them into the raw zone.
+    """Ask Amazon for every report still needed, wait, download, and curate them into the lake.
 
-    Safe to run from cron at any frequency: a rerun resumes what an earlier one left (even after a
-    crash) and never asks twice for a report that is still being made.
+    Downloads land in the raw zone; once none has arrived for the quiet period, the transform puts
+    them into the curated Iceberg tables. Safe to run from cron at any frequency: a rerun resumes
+    what an earlier one left (even after a crash) and never asks twice for a report still being made.
     """
     _ingest(config, None, as_json, verbose)
 
@@ -260,6 +264,67 @@ def backfill(
     if to < from_:
         raise ConfigError(f"--to ({to.date()}) is before --from ({from_.date()})")
     _ingest(config, (from_.date(), to.date()), as_json, verbose)
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  amzlake transform\n\n"
+        "  amzlake transform --watch        # keep curating new downloads until Ctrl-C"
+    ),
+)
+def transform(
+    watch: Annotated[bool, typer.Option("--watch", help="Keep going: curate each burst of new "
+                                        "downloads once it has been quiet for the quiet period.")]
+    = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Curate every downloaded raw document not yet in the lake (the transform step alone)."""
+    import asyncio
+    import signal
+
+    from amzlake.config import load_config
+    from amzlake.ingest.pipeline import clock_for
+    from amzlake.job import transformer_for
+    from amzlake.job import watch as watch_loop
+    from amzlake.progress import configure_logging
+    from amzlake.storage.ledger import open_ledger
+    from amzlake.storage.objects import open_store
+    from amzlake.summary import transform_json
+
+    configure_logging(verbose)
+    cfg = load_config(config)
+    clock = clock_for(cfg)
+    ledger = open_ledger(cfg.storage.ledger_location)
+    store = open_store(cfg.storage.raw_location)
+    try:
+        if watch:
+            async def go() -> Any:
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, stop.set)
+                return await watch_loop(cfg, ledger, store, clock, stop)
+
+            results = asyncio.run(go())
+        else:
+            results = [transformer_for(cfg, ledger, store, clock).run()]
+    finally:
+        ledger.close()
+    outcome = transform_json(results)
+    if as_json:
+        print(json.dumps(outcome))
+    else:
+        Console(highlight=False).print(
+            f"curated {outcome['slices_curated']} slice(s) into {len(outcome['tables'])} table(s): "
+            f"{outcome['rows_committed']} rows written, {outcome['rows_replaced']} replaced; "
+            f"{len(outcome['quarantined'])} quarantined", markup=False)
+        for q in outcome["quarantined"]:
+            Console(highlight=False).print(f"  quarantined {q['raw_key']}: {q['reason']}", markup=False)
+    if outcome["quarantined"]:
+        raise typer.Exit(1)
 
 
 @app.command(epilog="Examples:\n\n  amzlake status\n\n  amzlake status --json | jq '.[0]'")
@@ -307,28 +372,13 @@ def query(
     from rich.table import Table as RichTable
 
     from amzlake.config import load_config
-    from amzlake.lake.catalog import catalog_from_config
-    from amzlake.lake.query import FORMATS, LakeAccount, export, open_duckdb, run_query, table_rows
-    from amzlake.storage.ledger import open_ledger
+    from amzlake.lake.query import FORMATS, export, open_config_duckdb, run_query, table_rows
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: allowed: {', '.join(FORMATS)}")
     if fmt == "table" and output is not None:
         raise ConfigError("--output needs --format csv, json or parquet (a table is for a terminal)")
-    cfg = load_config(config)
-    accounts: list[LakeAccount] = []
-    where = cfg.storage.ledger_location
-    if "://" in where or Path(where).is_file():  # never create an empty ledger just to read it
-        ledger = open_ledger(where)
-        try:
-            for e in ledger.query():
-                accounts.append(LakeAccount(e.source, e.account_id, e.account.get("marketplace_id"),
-                                            e.account.get("country_code"),
-                                            e.account.get("currency_code"),
-                                            e.account.get("timezone")))
-        finally:
-            ledger.close()
-    con = open_duckdb(catalog_from_config(cfg), accounts=accounts)
+    con = open_config_duckdb(load_config(config))
     result = run_query(con, sql)
     if result is None:
         return

@@ -8,24 +8,45 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from amzlake.ingest.planner import PlannedSlice
 from amzlake.ingest.runner import RunResult
+from amzlake.job import JobResult
 from amzlake.storage.ledger import LedgerSummary
+from amzlake.transform.curate import TransformResult
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
 EXIT_AUTH = 3
 
 
-def exit_code_for(result: RunResult) -> int:
-    """0: everything fetched or still being made; 1: some slices failed; 3: credentials refused."""
+def exit_code_for(job: JobResult | RunResult) -> int:
+    """0: everything fetched (or still being made) and curated; 1: some slices failed or
+    documents were quarantined; 3: credentials refused."""
+    result = job.ingestion if isinstance(job, JobResult) else job
     if result.auth_error:
         return EXIT_AUTH
-    return EXIT_PARTIAL if result.failed else EXIT_OK
+    quarantined = job.quarantined if isinstance(job, JobResult) else 0
+    return EXIT_PARTIAL if result.failed or quarantined else EXIT_OK
 
 
-def run_json(result: RunResult, planned: list[PlannedSlice]) -> dict[str, Any]:
-    """The run as JSON: counts, why slices were planned, failures and slices left waiting."""
+def transform_json(transforms: list[TransformResult]) -> dict[str, Any]:
+    """What the run's transforms did."""
+    commits = [c for t in transforms for c in t.commits]
+    return {
+        "transforms": len(transforms),
+        "slices_curated": sum(1 for t in transforms for o in t.outcomes if not o.quarantined),
+        "rows_committed": sum(c.rows_added for c in commits),
+        "rows_replaced": sum(c.rows_replaced for c in commits),
+        "tables": sorted({c.table for c in commits}),
+        "quarantined": [{"raw_key": o.raw_key, "reason": o.quarantined}
+                        for t in transforms for o in t.quarantined],
+        "notify_failures": [f for t in transforms for f in t.notify_failures],
+    }
+
+
+def run_json(job: JobResult) -> dict[str, Any]:
+    """The run as JSON: counts, why slices were planned, failures, slices left waiting, and
+    what the transform curated."""
+    result, planned = job.ingestion, job.planned
     return {
         "planned": len(planned),
         "reasons": dict(Counter(p.reason for p in planned)),
@@ -36,12 +57,14 @@ def run_json(result: RunResult, planned: list[PlannedSlice]) -> dict[str, Any]:
                     "error": r.error} for r in result.failed],
         "waiting": [{"slice": r.slice_key, "report_type": r.report_type, "note": r.note}
                     for r in result.waiting],
-        "exit_code": exit_code_for(result),
+        "transform": transform_json(job.transforms),
+        "exit_code": exit_code_for(job),
     }
 
 
-def print_run(console: Console, result: RunResult, planned: list[PlannedSlice]) -> None:
+def print_run(console: Console, job: JobResult) -> None:
     """A short human summary of a run."""
+    result, planned = job.ingestion, job.planned
     counts = result.counts()
     reasons = ", ".join(f"{k} {v}" for k, v in Counter(p.reason for p in planned).items())
     states = ", ".join(f"{k} {v}" for k, v in counts.items())
@@ -57,6 +80,13 @@ def print_run(console: Console, result: RunResult, planned: list[PlannedSlice]) 
                       "the next run picks them up", markup=False)
     if result.auth_error:
         console.print(f"credentials refused: {result.auth_error}", markup=False)
+    t = transform_json(job.transforms)
+    if t["slices_curated"] or t["quarantined"]:
+        console.print(f"curated {t['slices_curated']} slice(s) into {len(t['tables'])} table(s): "
+                      f"{t['rows_committed']} rows written, {t['rows_replaced']} replaced",
+                      markup=False)
+    for q in t["quarantined"]:
+        console.print(f"  quarantined {q['raw_key']}: {q['reason']}", markup=False)
 
 
 def status_json(summaries: list[LedgerSummary]) -> list[dict[str, Any]]:

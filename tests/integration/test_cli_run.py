@@ -51,6 +51,14 @@ def test_run_then_status_then_backfill(make_emulator, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr[-2000:]
     outcome = json.loads(r.stdout)
     assert outcome["exit_code"] == 0 and outcome["counts"] == {"downloaded": outcome["planned"]}
+    assert outcome["transform"]["slices_curated"] == outcome["planned"]
+    assert "ads_sp_campaigns_daily" in outcome["transform"]["tables"]
+    r = amzlake("query", "select count(*) as n from ads_sp_campaigns_daily", "--format", "json",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)[0]["n"] > 0
+    r = amzlake("transform", "--json", cwd=tmp_path)  # nothing left to curate
+    assert r.returncode == 0 and json.loads(r.stdout)["slices_curated"] == 0
     status = json.loads(amzlake("status", "--json", cwd=tmp_path).stdout)
     assert {s["report_type"] for s in status} == {
         "spCampaigns", "spAdvertisedProduct", "GET_VENDOR_SALES_REPORT", "GET_VENDOR_TRAFFIC_REPORT"}

@@ -173,6 +173,31 @@ def open_duckdb(
     return con
 
 
+def ledger_accounts(ledger_location: str) -> list[LakeAccount]:
+    """Each account's marketplace facts as the ledger recorded them (none if there is no ledger)."""
+    from amzlake.storage.ledger import open_ledger
+
+    if "://" not in ledger_location and not Path(ledger_location).is_file():
+        return []  # never create an empty ledger just to read it
+    ledger = open_ledger(ledger_location)
+    try:
+        return list(dict.fromkeys(
+            LakeAccount(e.source, e.account_id, e.account.get("marketplace_id"),
+                        e.account.get("country_code"), e.account.get("currency_code"),
+                        e.account.get("timezone"))
+            for e in ledger.query()))
+    finally:
+        ledger.close()
+
+
+def open_config_duckdb(config: Any) -> duckdb.DuckDBPyConnection:
+    """DuckDB over the lake an AmzlakeConfig names, with its ledger's account facts."""
+    from amzlake.lake.catalog import catalog_from_config
+
+    return open_duckdb(catalog_from_config(config),
+                       accounts=ledger_accounts(config.storage.ledger_location))
+
+
 def _create_accounts(con: duckdb.DuckDBPyConnection, accounts: Iterable[LakeAccount]) -> None:
     con.execute(
         "CREATE OR REPLACE TABLE lake_accounts (source VARCHAR, account_id VARCHAR, "
