@@ -144,7 +144,8 @@ def demo(
     """Run the pipeline on embedded defaults against the bundled Amazon emulator.
 
     Two Ads profiles in different time zones and a vendor account, the last 30 days of every
-    default report: requested, waited for and downloaded into the raw zone, with a ledger.
+    default report: requested, waited for, downloaded into the raw zone, curated into Iceberg
+    tables; then a summary of the tables and the TACoS of the last week.
     """
     from amzlake.demo import demo_json, print_demo, run_demo
     from amzlake.progress import configure_logging
@@ -155,7 +156,7 @@ def demo(
         print(demo_json(outcome))
     else:
         print_demo(Console(highlight=False), outcome)
-    if outcome.result.failed:
+    if outcome.result.failed or outcome.job.quarantined:
         raise typer.Exit(1)
 
 
