@@ -123,12 +123,17 @@ base_url = "{base_url}"
     return config
 
 
-def run_demo(folder: Path, console: Console | None = None, live: bool | None = None) -> DemoOutcome:
-    """Start the emulator, write the demo config, ingest, and return what happened."""
+def run_demo(folder: Path, console: Console | None = None, live: bool | None = None,
+             now: datetime | None = None) -> DemoOutcome:
+    """Start the emulator, write the demo config, run the pipeline, and return what happened.
+
+    `now` (default: the real time) is where the emulator's clock starts on a first run.
+    """
     console = console or Console(stderr=True, highlight=False)
+    now = now or datetime.now(UTC)
     # The emulator's clock runs fast: start it where the last demo run's clock stopped (or now),
     # so the demo's ledger never holds times from the emulator's future.
-    start = max(datetime.now(UTC), _last_ledger_time(folder) or datetime.now(UTC))
+    start = max(now, _last_ledger_time(folder) or now)
     scenario = Scenario(seed=DEMO_SEED, time_scale=DEMO_TIME_SCALE, token_lifetime=10**7,
                         now=start)
     with EmulatorServer(scenario) as server:

@@ -137,3 +137,31 @@ def test_an_unparseable_document_is_quarantined_and_the_rest_goes_on(make_emulat
     assert list(ingestion.store.list("quarantine/"))
     kinds = [json.loads(x)["kind"] for x in events.read_text().splitlines()]
     assert kinds.count("quarantine") == 1 and kinds.count("commit") >= 2
+
+
+def test_transform_watch_curates_new_downloads_once_quiet(make_emulator, tmp_path: Path) -> None:
+    from amzlake.ingest.states import SliceState
+    from amzlake.job import watch
+
+    emu: RunningEmulator = make_emulator(token_lifetime=10**7)
+    config, env = emulator_config(emu, tmp_path, transform={"quiet_period": "60s",
+                                                             "poll_interval": "10s"},
+                                  **{k: v for k, v in SMALL.items() if k != "transform"})
+
+    async def go() -> tuple[list, list]:
+        ingestion = Ingestion.open(config, emu.state.clock, CredentialChain.default(environ=env))
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(watch(config, ingestion.ledger, ingestion.store,
+                                            emu.state.clock, stop))
+        await ingestion.run()  # downloads land; the watcher sees them and waits for quiet
+        await ingestion.pool.aclose()
+        for _ in range(600):  # up to 60 s of real time (600x clock: quiet is 0.1 s)
+            if all(e.state is SliceState.CURATED for e in ingestion.ledger.query()):
+                break
+            await asyncio.sleep(0.1)
+        stop.set()
+        return await watcher, ingestion.ledger.query()
+
+    results, entries = asyncio.run(go())
+    assert entries and all(e.state is SliceState.CURATED for e in entries)
+    assert sum(len(r.outcomes) for r in results) == len(entries)
