@@ -117,6 +117,72 @@ def pending(ledger: Ledger) -> list[LedgerEntry]:
     return sorted(entries, key=lambda e: e.raw_objects[-1].fetched_at if e.raw_objects else e.updated_at)
 
 
+def curate_tasks(entries: Sequence[LedgerEntry], *, raw_location: str, lake_dir: Path | str,
+                 catalog_overrides: tuple[tuple[str, str], ...] = (),
+                 namespace: str = "amzlake") -> list[CurateTask]:
+    """One task per slice of `entries` (a slice listed twice is curated once), in their order."""
+    tasks = {
+        e.slice_key: CurateTask(context_for(e), raw_location, str(lake_dir), catalog_overrides,
+                                namespace)
+        for e in entries
+    }
+    return list(tasks.values())
+
+
+def record_outcome(outcome: CurateOutcome, result: TransformResult, *, ledger: Ledger,
+                   store: ObjectStore, notifiers: Sequence[Notifier], now: datetime) -> None:
+    """Adds `outcome` to `result`, marks its slice curated or quarantined in the ledger, writes the
+    quarantine record and tells the notifiers; returns nothing.
+
+    Runs where the ledger is (this process, or a Spark driver), whoever computed the outcome.
+    """
+    result.outcomes.append(outcome)
+    entry = ledger.get(outcome.slice_key)
+    if entry is not None:
+        try:
+            if outcome.quarantined:
+                ledger.update(entry, states.mark_failed(
+                    entry, FailureClass.RETRYABLE, f"quarantined: {outcome.quarantined}", now))
+            elif entry.state is SliceState.DOWNLOADED:
+                ledger.update(entry, states.mark_curated(entry, outcome.rows, now))
+        except StaleEntry:
+            log.warning("slice %s changed while it was curated; the next transform takes it",
+                        outcome.slice_key)
+    for c in outcome.commits:
+        result.notify_failures += broadcast(notifiers, CommitEvent(
+            table=c.table, snapshot_id=c.snapshot_id, rows_added=c.rows_added,
+            rows_replaced=c.rows_replaced, partitions=tuple(d.isoformat() for d in c.partitions),
+            slice_key=outcome.slice_key, account_id=entry.account_id if entry else "",
+            report_type=entry.report_type if entry else ""))
+    if outcome.quarantined:
+        write_quarantine(store, outcome, entry, now)
+        result.notify_failures += broadcast(notifiers, QuarantineEvent(
+            raw_key=outcome.raw_key, reason=outcome.quarantined, slice_key=outcome.slice_key,
+            account_id=entry.account_id if entry else "",
+            report_type=entry.report_type if entry else ""))
+
+
+def write_quarantine(store: ObjectStore, outcome: CurateOutcome, entry: LedgerEntry | None,
+                     now: datetime) -> str:
+    """Writes a record of the refused document beside the raw zone (the document itself stays
+    put); returns the record's key."""
+    record = orjson.dumps({
+        "raw_key": outcome.raw_key, "reason": outcome.quarantined,
+        "slice_key": outcome.slice_key, "at": now.isoformat(),
+        "report_type": entry.report_type if entry else None,
+    })
+    key = f"{QUARANTINE_PREFIX}/{outcome.raw_key}.{now.strftime('%Y%m%dT%H%M%S%fZ')}.json"
+
+    async def one() -> None:
+        async def body():  # type: ignore[no-untyped-def]
+            yield record
+
+        await store.put_stream(key, body())
+
+    asyncio.run(one())
+    return key
+
+
 def _pool(workers: int) -> ProcessPoolExecutor:
     # forkserver: the workers start clean of this process's threads (asyncio, HTTP clients).
     return ProcessPoolExecutor(max_workers=workers,
@@ -145,61 +211,19 @@ class Transformer:
         result = TransformResult()
         if not work:
             return result
-        tasks = {
-            e.slice_key: CurateTask(context_for(e), self.raw_location, str(self.lake_dir),
-                                    self.catalog_overrides)
-            for e in work
-        }
+        tasks = curate_tasks(work, raw_location=self.raw_location, lake_dir=self.lake_dir,
+                             catalog_overrides=self.catalog_overrides)
         if self.workers == 1 or len(tasks) == 1:
-            for task in tasks.values():
-                self._record(curate(task), result)
+            for task in tasks:
+                self.record(curate(task), result)
             return result
         with _pool(min(self.workers, len(tasks))) as pool:
-            futures = [pool.submit(curate, task) for task in tasks.values()]
+            futures = [pool.submit(curate, task) for task in tasks]
             for future in as_completed(futures):
-                self._record(future.result(), result)
+                self.record(future.result(), result)
         return result
 
-    def _record(self, outcome: CurateOutcome, result: TransformResult) -> None:
-        result.outcomes.append(outcome)
-        entry = self.ledger.get(outcome.slice_key)
-        now = self.now()
-        if entry is not None:
-            try:
-                if outcome.quarantined:
-                    self.ledger.update(entry, states.mark_failed(
-                        entry, FailureClass.RETRYABLE, f"quarantined: {outcome.quarantined}", now))
-                elif entry.state is SliceState.DOWNLOADED:
-                    self.ledger.update(entry, states.mark_curated(entry, outcome.rows, now))
-            except StaleEntry:
-                log.warning("slice %s changed while it was curated; the next transform takes it",
-                            outcome.slice_key)
-        for c in outcome.commits:
-            result.notify_failures += broadcast(self.notifiers, CommitEvent(
-                table=c.table, snapshot_id=c.snapshot_id, rows_added=c.rows_added,
-                rows_replaced=c.rows_replaced, partitions=tuple(d.isoformat() for d in c.partitions),
-                slice_key=outcome.slice_key, account_id=entry.account_id if entry else "",
-                report_type=entry.report_type if entry else ""))
-        if outcome.quarantined:
-            self._quarantine(outcome, entry, now)
-            result.notify_failures += broadcast(self.notifiers, QuarantineEvent(
-                raw_key=outcome.raw_key, reason=outcome.quarantined, slice_key=outcome.slice_key,
-                account_id=entry.account_id if entry else "",
-                report_type=entry.report_type if entry else ""))
-
-    def _quarantine(self, outcome: CurateOutcome, entry: LedgerEntry | None, now: datetime) -> None:
-        """A record of the refused document beside the raw zone (the document itself stays put)."""
-        record = orjson.dumps({
-            "raw_key": outcome.raw_key, "reason": outcome.quarantined,
-            "slice_key": outcome.slice_key, "at": now.isoformat(),
-            "report_type": entry.report_type if entry else None,
-        })
-        key = f"{QUARANTINE_PREFIX}/{outcome.raw_key}.{now.strftime('%Y%m%dT%H%M%S%fZ')}.json"
-
-        async def one() -> None:
-            async def body():  # type: ignore[no-untyped-def]
-                yield record
-
-            await self.store.put_stream(key, body())
-
-        asyncio.run(one())
+    def record(self, outcome: CurateOutcome, result: TransformResult) -> None:
+        """Records one outcome (see record_outcome); returns nothing."""
+        record_outcome(outcome, result, ledger=self.ledger, store=self.store,
+                       notifiers=self.notifiers, now=self.now())
