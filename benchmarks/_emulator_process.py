@@ -55,6 +55,21 @@ class EmulatorProcess:
         assert self.proc is not None
         return process_memory_mb(self.proc.pid)
 
+    def tree_pss_mb(self) -> float:
+        """The proportional set size of the emulator and all its descendants, in MiB: memory the
+        process tree uses, each shared page counted once across the tree (/proc/*/smaps_rollup)."""
+        assert self.proc is not None
+        total = 0.0
+        for pid in [self.proc.pid, *(p for p, _ in descendants(self.proc.pid))]:
+            try:
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) / 1024
+                        break
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # exited meanwhile
+        return total
+
     def helpers(self) -> list[Helper]:
         """The emulator's descendant processes (fork server, document workers, ...) right now."""
         assert self.proc is not None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 import zlib
 from datetime import date, timedelta
@@ -60,6 +61,17 @@ def main() -> None:
                     "Content-Type": "application/vnd.createasyncreportrequest.v3+json"}
 
         profile = next(p for p in creds["ads"]["profiles"] if p["country_code"] == "US")
+        # The whole emulator tree's memory, sampled through generation and serving.
+        pss_peak = [0.0]
+        sampling = threading.Event()
+
+        def sample() -> None:
+            while not sampling.is_set():
+                pss_peak[0] = max(pss_peak[0], emu.tree_pss_mb())
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         end = date(2026, 11, 19)
         start = end - timedelta(days=args.days - 1)
         created = time.perf_counter()
@@ -99,6 +111,8 @@ def main() -> None:
                 if i % 16 == 0:
                     rss_max = max(rss_max, emu.memory_mb()[0])
         serve_s = time.perf_counter() - t0
+        sampling.set()
+        sampler.join()
         _, peak = emu.memory_mb()
         helpers = _merge_peaks(helpers_after_generation, emu.helpers())
 
@@ -137,11 +151,13 @@ def main() -> None:
     if not workers:
         print("  no worker process found: was the document built in the server process?")
     print(f"document worker: peak RSS {worker_peak:,.0f} MB; server + worker peaks "
-          f"{peak + worker_peak:,.0f} MB")
+          f"{peak + worker_peak:,.0f} MB (RSS counts the libraries both map twice)")
+    print(f"whole emulator tree: peak sampled PSS {pss_peak[0]:,.0f} MB (server, fork server and "
+          "workers together, each shared page counted once)")
     print(f"targets: >= 50 MB/s served: {'met' if rate >= 50 else 'NOT met'}; "
           f"server peak < 200 MB: {_met(peak < 200)}; worker peak < 200 MB: "
-          f"{_met(worker_peak < 200)}; server + worker < 200 MB: "
-          f"{_met(peak + worker_peak < 200)}; >= 1,000,000 rows: "
+          f"{_met(worker_peak < 200)}; whole tree (PSS) < 200 MB: "
+          f"{_met(pss_peak[0] < 200)}; >= 1,000,000 rows: "
           f"{'yes' if rows >= 1_000_000 else 'NO'}")
 
 
