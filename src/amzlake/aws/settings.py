@@ -1,0 +1,180 @@
+"""What the CDK stack is told (CDK context) and the amzlake config it ships, checked at synth time.
+
+Pure: no CDK, no AWS. Context keys (cdk.json, `cdk -c key=value`, `amzlake aws synth --context`):
+
+  amzlake:config          the amzlake config: a TOML or JSON file path, or inline JSON (required).
+                          Reports and accounts live here; [storage] and [notify] are the stack's.
+  amzlake:stackName       the stack's name (default Amzlake)
+  amzlake:secretPrefix    Secrets Manager names are <prefix>/lwa/<app> (default amzlake)
+  amzlake:maxConcurrency  slices fetched at once by the ingest Map (default: [run] concurrency)
+  amzlake:maxPolls        status checks per slice in one run before it is left to the next run
+  amzlake:glueWorkers     Glue G.1X workers (default 2)
+  amzlake:rawInfrequentAccessDays  days before raw objects move to S3 Standard-IA (default 30)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from amzlake.config import AmzlakeConfig, parse_config
+from amzlake.errors import ConfigError
+
+CONTEXT_PREFIX = "amzlake:"
+DEFAULT_STACK_NAME = "Amzlake"
+DEFAULT_SECRET_PREFIX = "amzlake"
+RAW_PREFIX = (
+    "raw"  # the raw zone is s3://<raw bucket>/raw; quarantine records go under raw/quarantine
+)
+LAMBDA_LAKE_DIR = "/tmp/amzlake"  # Lambda's only writable folder; the handlers keep no lake there
+# Lambda allows 4 KB of environment in all; the config shares it with a few short variables.
+MAX_CONFIG_JSON = 3000
+# A config's storage placeholders while it is validated at synth time (the real names are tokens).
+_PLACEHOLDER_STORAGE = {
+    "raw": "s3://placeholder-raw-bucket/raw",
+    "ledger": "dynamodb://placeholder",
+    "lake": LAMBDA_LAKE_DIR,
+}
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Everything the stack is built from."""
+
+    config: dict[str, Any]  # the user's amzlake config as JSON-able data, storage/notify removed
+    stack_name: str = DEFAULT_STACK_NAME
+    secret_prefix: str = DEFAULT_SECRET_PREFIX
+    max_concurrency: int = 8
+    max_polls: int = 40
+    glue_workers: int = 2
+    raw_ia_days: int = 30
+
+    @property
+    def lwa_apps(self) -> tuple[str, ...]:
+        """The LWA apps the config names (one Secrets Manager secret each)."""
+        return tuple(sorted(self.config.get("lwa", {})))
+
+    def secret_name(self, app: str) -> str:
+        """The Secrets Manager name of one LWA app's JSON secret."""
+        return f"{self.secret_prefix}/lwa/{app}"
+
+
+def _jsonable(value: Any) -> Any:
+    """TOML values as JSON: dates and times as ISO text, durations in seconds."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return value
+
+
+def read_config_source(source: Any, base_dir: Path | None = None) -> dict[str, Any]:
+    """The config data named by the amzlake:config context: a dict, inline JSON or a file path."""
+    if isinstance(source, Mapping):
+        return _jsonable(source)
+    if not isinstance(source, str) or not source.strip():
+        raise ConfigError(
+            "context amzlake:config: missing; pass -c amzlake:config=PATH "
+            "(an amzlake TOML or JSON file) or inline JSON"
+        )
+    text = source.strip()
+    if text.startswith("{"):
+        try:
+            return _jsonable(json.loads(text))
+        except ValueError as e:
+            raise ConfigError(f"context amzlake:config: inline JSON is not valid: {e}") from None
+    path = Path(text).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    if not path.is_file():
+        raise ConfigError(f"context amzlake:config: file not found: {path}")
+    raw = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(raw) if path.suffix == ".json" else tomllib.loads(raw)
+    except (ValueError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"context amzlake:config: {path} does not parse: {e}") from None
+    return _jsonable(data)
+
+
+def _secret_refs(config: AmzlakeConfig) -> Iterator[tuple[str, Any]]:
+    """(dotted field, SecretRef) for every credential reference in `config`."""
+    for name, app in config.lwa.items():
+        yield f"lwa.{name}.client_secret", app.client_secret
+    if config.ads.enabled and config.ads.refresh_token is not None:
+        yield "ads.refresh_token", config.ads.refresh_token
+    if config.vendor.enabled:
+        for i, account in enumerate(config.vendor.accounts):
+            yield f"vendor.accounts[{i}].refresh_token", account.refresh_token
+
+
+def check_config(data: Mapping[str, Any], secret_prefix: str) -> AmzlakeConfig:
+    """The validated config; ConfigError unless every secret is in one of the stack's secrets."""
+    shipped = {k: v for k, v in data.items() if k not in ("storage", "notify")}
+    config = parse_config(
+        {**shipped, "storage": _PLACEHOLDER_STORAGE}, environ={}, origin="context amzlake:config"
+    )
+    if not config.lwa:
+        raise ConfigError("context amzlake:config: needs at least one [lwa.<name>] app")
+    names = {f"{secret_prefix}/lwa/{app}" for app in config.lwa}
+    for where, ref in _secret_refs(config):
+        if ref.scheme != "secretsmanager" or ref.target not in names or not ref.key:
+            raise ConfigError(
+                f"context amzlake:config: {where} must be secretsmanager:<name>#<key> with <name> "
+                f"one of the stack's secrets ({', '.join(sorted(names))}); Lambda and Glue have "
+                f"no env or file credentials"
+            )
+    return config
+
+
+def default_max_polls(config: AmzlakeConfig) -> int:
+    """Enough status checks to wait out [run] max_wait at poll_max spacing after the ramp-up."""
+    longest = max([config.run.max_wait_for(s, "") for s in ("ads", "vendor")])
+    return max(1, math.ceil(longest / config.run.poll_max) + 10)
+
+
+def settings_from_context(
+    context: Mapping[str, Any], base_dir: Path | None = None
+) -> StackSettings:
+    """The stack's settings from CDK context values (strings when given on a command line)."""
+
+    def number(key: str, default: int, low: int, high: int) -> int:
+        raw = context.get(CONTEXT_PREFIX + key)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"context amzlake:{key}: not a whole number: {raw!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(f"context amzlake:{key}: {value} not in {low}..{high}")
+        return value
+
+    data = read_config_source(context.get(CONTEXT_PREFIX + "config"), base_dir)
+    prefix = str(context.get(CONTEXT_PREFIX + "secretPrefix") or DEFAULT_SECRET_PREFIX).strip("/")
+    config = check_config(data, prefix)
+    shipped = {k: v for k, v in data.items() if k not in ("storage", "notify")}
+    if len(json.dumps(shipped, separators=(",", ":"))) > MAX_CONFIG_JSON:
+        raise ConfigError(
+            f"context amzlake:config: more than {MAX_CONFIG_JSON} bytes as JSON "
+            "(Lambda environments hold 4 KB); leave defaults out of it"
+        )
+    return StackSettings(
+        config=shipped,
+        stack_name=str(context.get(CONTEXT_PREFIX + "stackName") or DEFAULT_STACK_NAME),
+        secret_prefix=prefix,
+        # Map MaxConcurrency: Step Functions allows up to 40 inline iterations at once.
+        max_concurrency=number("maxConcurrency", min(config.run.concurrency, 40), 1, 40),
+        max_polls=number("maxPolls", default_max_polls(config), 1, 1000),
+        glue_workers=number("glueWorkers", 2, 2, 100),
+        raw_ia_days=number("rawInfrequentAccessDays", 30, 30, 3650),
+    )
