@@ -396,6 +396,68 @@ def query(
         console.print(f"(first {len(rows)} rows shown; use --format csv to get them all)")
 
 
+aws_app = typer.Typer(
+    name="aws", no_args_is_help=True, add_completion=False,
+    help="The AWS runtime: the CDK stack (Step Functions, Lambda, Glue, S3, DynamoDB, SNS).")
+app.add_typer(aws_app, name="aws")
+
+
+def _context_pairs(pairs: list[str]) -> dict[str, str]:
+    """KEY=VALUE strings as a dict (CDK context); ConfigError for one without '='."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                f"--context {pair!r}: must be KEY=VALUE, e.g. amzlake:config=aws.toml")
+        out[key.strip()] = value
+    return out
+
+
+@aws_app.command(
+    "synth",
+    epilog=(
+        "Examples:\n\n"
+        "  amzlake aws synth --context amzlake:config=amzlake-aws.toml\n\n"
+        "  amzlake aws synth --output build/cdk --context amzlake:config=aws.toml "
+        "--context amzlake:maxPolls=60\n\n"
+        "Deploy with the CDK CLI from the repository root (cdk.json runs the same app): "
+        "npx aws-cdk@2 deploy -c amzlake:config=amzlake-aws.toml"
+    ),
+)
+def aws_synth(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Cloud assembly folder.")]
+    = Path("cdk.out"),
+    context: Annotated[
+        list[str] | None,
+        typer.Option("--context", "-c", metavar="KEY=VALUE",
+                     help="CDK context (repeatable): amzlake:config (required: a TOML or JSON "
+                     "config path, or inline JSON), amzlake:stackName, amzlake:secretPrefix, "
+                     "amzlake:maxConcurrency, amzlake:maxPolls, amzlake:glueWorkers."),
+    ] = None,
+    bundle: Annotated[bool, typer.Option(
+        "--bundle/--no-bundle", help="Also build the Lambda and Glue code assets with uv "
+        "(what a deploy needs); without it only the template is complete.")] = False,
+) -> None:
+    """Write the CloudFormation template of amzlake's AWS stack (checked by cdk-nag)."""
+    ctx = _context_pairs(context or [])
+    try:
+        from amzlake.aws.app import build_app
+    except ImportError as e:
+        raise ConfigError(
+            f"amzlake aws needs the infra extra (aws-cdk-lib, cdk-nag): {e}") from None
+    the_app, stack = build_app(ctx, outdir=str(output), bundle=bundle)
+    try:
+        the_app.synth()
+    except RuntimeError as e:
+        if "ValidationFailed" in str(e):
+            raise AmzlakeError(f"cdk-nag found unacknowledged issues; see "
+                               f"{output / 'validation-report.json'}") from None
+        raise
+    template = output / f"{stack.artifact_id}.template.json"
+    Console(highlight=False).print(f"wrote {template}", markup=False)
+
+
 def main() -> None:
     """Entry point: run the app, turning amzlake's errors into one line and an exit code."""
     try:
