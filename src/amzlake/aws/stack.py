@@ -915,7 +915,11 @@ class AmzlakeStack(Stack):
             state="ENABLED",
             targets=[
                 events.CfnRule.TargetProperty(
-                    id="QuarantineLog", arn=self.quarantine_logs.log_group_arn
+                    id="QuarantineLog",
+                    # EventBridge takes the log group's ARN without the trailing ":*".
+                    arn=self.format_arn(service="logs", resource="log-group",
+                                        resource_name=self.quarantine_logs.log_group_name,
+                                        arn_format=ArnFormat.COLON_RESOURCE_NAME),
                 )
             ],
         )
@@ -970,7 +974,8 @@ class AmzlakeStack(Stack):
             self,
             "QuarantinedDocumentsFilter",
             log_group=self.quarantine_logs,
-            filter_pattern=logs.FilterPattern.string_value("$.detail-type", "=", "Object Created"),
+            # Every event in this group is one quarantine record (the rule matches nothing else).
+            filter_pattern=logs.FilterPattern.string_value("$.source", "=", "aws.s3"),
             metric_namespace="amzlake",
             metric_name="QuarantinedDocuments",
             metric_value="1",
