@@ -198,7 +198,8 @@ def test_one_python312_lambda_per_handler_with_dlq_and_log_retention(synth: Synt
         assert props["Handler"] == f"amzlake.aws.handlers.{handler}"
         assert props["Runtime"] == "python3.12"
         env = props["Environment"]["Variables"]
-        assert {"AMZLAKE_CONFIG_JSON", "AMZLAKE_TRANSFORM_TABLE"} <= set(env)
+        assert {"AMZLAKE_CONFIG_JSON", "AMZLAKE_TRANSFORM_TABLE",
+                "AMZLAKE_RAW_KMS_KEY_ID"} <= set(env)
         log_group = props["LoggingConfig"]["LogGroup"]["Ref"]
         assert synth.data["Resources"][log_group]["Properties"]["RetentionInDays"] == 90
     configs = synth.resources("AWS::Lambda::EventInvokeConfig")
@@ -324,6 +325,7 @@ def _ingest_handler(calls: dict[str, int], *, waiting_forever: set[str], crash: 
         calls[fn] = calls.get(fn, 0) + 1
         key = payload.get("slice_key")
         if fn == "Plan":
+            assert payload == {"backfill": {"start": "2026-01-01", "end": "2026-01-31"}}
             out = {"run_id": "r1", "slices": [{"slice_key": k} for k in ("a", "b", "c")]}
         elif fn == "CreateReport":
             if key in crash:
@@ -349,7 +351,8 @@ def test_ingest_run_downloads_waits_out_and_hands_failures_to_summarize(synth: S
     definition, _ = synth.definition(synth.stack.ingest)
     calls: dict[str, int] = {}
     handler = _ingest_handler(calls, waiting_forever={"b"}, crash={"c"}, ready_after=2)
-    end, out = asl.run(definition, {}, handler)
+    end, out = asl.run(definition, {"backfill": {"start": "2026-01-01", "end": "2026-01-31"}},
+                       handler)
     assert end == "End"
     by_key = {r["slice_key"]: r for r in out["results"]}
     assert by_key["a"]["state"] == "downloaded"
@@ -382,6 +385,7 @@ def _transform_handler(published: list[dict[str, Any]], *, gate: dict[str, Any],
     def handler(resource: str, params: dict[str, Any]) -> Any:
         if resource.endswith("lambda:invoke.waitForTaskToken"):
             assert params["Payload"]["task_token"] == "token-UpdateMetadata"
+            assert params["Payload"]["time"] == "2026-01-02T06:00:00Z"
             assert params["Payload"]["detail"]["object"]["key"].startswith("raw/ads/")
             return gate
         if resource.endswith("glue:startJobRun.sync"):
@@ -402,7 +406,7 @@ def _transform_handler(published: list[dict[str, Any]], *, gate: dict[str, Any],
     return handler
 
 
-EVENT = {"detail": {"bucket": {"name": "raw-bucket"},
+EVENT = {"time": "2026-01-02T06:00:00Z", "detail": {"bucket": {"name": "raw-bucket"},
                     "object": {"key": "raw/ads/x/2026-01-01/1/k/t.json.gz", "size": 10}}}
 
 
@@ -590,3 +594,16 @@ def test_context_values_are_checked(tmp_path: Path) -> None:
         settings_from_context({})
     with pytest.raises(ConfigError, match="file not found"):
         settings_from_context({"amzlake:config": str(tmp_path / "nope.toml")})
+
+
+def test_stack_sets_the_environment_the_handlers_read(synth: Synth) -> None:
+    handlers = pytest.importorskip("amzlake.aws.handlers")
+    from amzlake.aws import config_source
+
+    env = synth.data["Resources"][synth.logical(synth.stack.functions["UpdateMetadata"])][
+        "Properties"]["Environment"]["Variables"]
+    assert {handlers.ENV_TRANSFORM_TABLE, handlers.ENV_RAW_KMS_KEY_ID,
+            config_source.ENV_CONFIG_JSON} == set(env)
+    gate_key = synth.data["Resources"][synth.logical(synth.stack.transform_table)][
+        "Properties"]["KeySchema"]
+    assert gate_key == [{"AttributeName": "pk", "KeyType": "HASH"}]  # transform_gate's key

@@ -31,7 +31,9 @@ from aws_cdk import ILocalBundling
 # Too big for a Lambda's 250 MB and not imported by any handler (tests/infra checks the imports).
 LAMBDA_EXCLUDED = frozenset({"pyarrow", "duckdb", "numpy", "pyspark", "py4j"})
 LAMBDA_PYTHON = "3.12"
-LAMBDA_PLATFORM = "x86_64-manylinux2014"
+# Lambda's python3.12 runs on Amazon Linux 2023 (glibc 2.34): manylinux_2_28 wheels run there, and
+# some locked dependencies (pyroaring) ship no manylinux2014 wheel.
+LAMBDA_PLATFORM = "x86_64-manylinux_2_28"
 
 # What a source-hash of the project looks at (the wheel and the lock decide the asset's bytes).
 _HASHED_SUFFIXES = (".py", ".json", ".toml", ".yaml", ".sql", ".txt", ".typed")

@@ -58,7 +58,8 @@ HANDLER_MODULE = "amzlake.aws.handlers"
 # Environment variables the handlers read besides the config (amzlake.aws.handlers).
 ENV_CONFIG_JSON = "AMZLAKE_CONFIG_JSON"
 ENV_TRANSFORM_TABLE = "AMZLAKE_TRANSFORM_TABLE"
-ENV_TRANSFORM_STATE_MACHINE = "AMZLAKE_TRANSFORM_STATE_MACHINE_ARN"
+# The raw zone's writes name the stack's key explicitly (the bucket default encrypts with it too).
+ENV_RAW_KMS_KEY_ID = "AMZLAKE_RAW_KMS_KEY_ID"
 # Sources whose documents start a transform (the raw zone's first key level; quarantine is not one).
 RAW_SOURCES = ("ads", "vendor")
 GLUE_DATABASE = "amzlake"
@@ -450,7 +451,7 @@ class AmzlakeStack(Stack):
         env = {
             ENV_CONFIG_JSON: self.config_json(),
             ENV_TRANSFORM_TABLE: self.transform_table.table_name,
-            ENV_TRANSFORM_STATE_MACHINE: self._transform_arn(),
+            ENV_RAW_KMS_KEY_ID: self.key.key_arn,
         }
         for name, spec in FUNCTIONS.items():
             log_group = logs.LogGroup(

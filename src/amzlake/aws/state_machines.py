@@ -77,16 +77,18 @@ def _retries() -> list[dict[str, Any]]:
 
 def _invoke(
     function: str,
-    payload: dict[str, Any],
+    payload: dict[str, Any] | str,
     next_state: str | None,
     *,
     catch_to: str | None = SLICE_FAILED,
 ) -> dict[str, Any]:
-    """A Lambda task whose output is the handler's own return value."""
+    """A Lambda task whose output is the handler's own return value (payload: a template, or a
+    path whose value is passed whole)."""
+    passed = {"Payload.$": payload} if isinstance(payload, str) else {"Payload": payload}
     state: dict[str, Any] = {
         "Type": "Task",
         "Resource": "arn:aws:states:::lambda:invoke",
-        "Parameters": {"FunctionName": f"${{{function}}}", "Payload": payload},
+        "Parameters": {"FunctionName": f"${{{function}}}", **passed},
         "OutputPath": "$.Payload",
         "Retry": _retries(),
     }
@@ -185,7 +187,9 @@ def ingest_definition(*, max_concurrency: int, max_polls: int) -> dict[str, Any]
         "StartAt": "Plan",
         "States": {
             "Plan": _invoke(
-                "PlanFunctionArn", {"execution.$": "$$.Execution.Id"}, "FetchSlices", catch_to=None
+                # The execution's input goes to plan: {} from the schedule, or a manual
+                # {"backfill": {"start": "YYYY-MM-DD", "end": "YYYY-MM-DD"}}.
+                "PlanFunctionArn", "$", "FetchSlices", catch_to=None
             ),
             "FetchSlices": {
                 "Type": "Map",
@@ -227,7 +231,9 @@ def transform_definition(*, gate_timeout_seconds: int = 6 * 3600) -> dict[str, A
                 "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
                 "Parameters": {
                     "FunctionName": "${UpdateMetadataFunctionArn}",
-                    "Payload": {"detail.$": "$.detail", "task_token.$": "$$.Task.Token"},
+                    # time: when EventBridge saw the object arrive (the quiet period's clock).
+                    "Payload": {"detail.$": "$.detail", "time.$": "$.time",
+                                "task_token.$": "$$.Task.Token"},
                 },
                 "TimeoutSeconds": gate_timeout_seconds,
                 "ResultPath": "$.gate",
