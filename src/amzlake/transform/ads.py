@@ -1,6 +1,6 @@
 """Ads report documents (one GZIP JSON array of flat objects) to typed Arrow record batches.
 
-Fast path: the array is cut into runs of whole rows of about 8 MB; a run becomes
+Fast path: the array is cut into runs of whole rows of about 4 MB; a run becomes
 newline-delimited JSON by replacing its `},{` separators and is read by pyarrow's C++ JSON reader
 with an explicit schema (int64 ids are parsed as integers, never through a float; money straight
 to decimal(18,4)). A run that reader refuses (a `},{` inside a string, pretty-printed text, a value
@@ -26,7 +26,11 @@ from amzlake.transform.jsonstream import (
     CHUNK_BYTES,
     GzipReader,
     array_chunks,
+    arrow_pool,
+    as_lines,
+    constant,
     first_line,
+    from_lines,
     infer_type,
     is_incomplete,
     open_array,
@@ -88,23 +92,29 @@ class _AdsParser:
         self.present: dict[str, pa.DataType] | None = None  # fields seen (None: none read yet)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        """The document's rows, one record batch per run of ~8 MB of JSON."""
+        """The document's rows, one record batch per run of ~4 MB of JSON."""
         carry = b""
-        runs = prefetched(array_chunks(self.reader, self.head, CHUNK_BYTES))
+        # Gunzip, cutting and turning runs into lines all happen in the worker thread (zlib
+        # releases the GIL; the rest overlaps pyarrow's parse of the previous run, which does too).
+        runs = prefetched(_lined(array_chunks(self.reader, self.head, CHUNK_BYTES)))
         try:
-            for run, sep, last in runs:
-                text = carry + run if carry else run
+            for text, lines, sep, last in runs:
+                if carry:  # rare: the previous cut fell inside a row
+                    joined = carry + (from_lines(text) if lines else text)
+                    nd = as_lines(joined)
+                    text, lines = (joined, False) if nd is None else (nd, True)
                 if not text.strip():
                     continue
-                raw = self._fast(text)
+                raw = self._fast(text) if lines else None
                 if raw is None:
+                    exact = from_lines(text) if lines else text
                     try:
-                        raw = self._exact(text)
+                        raw = self._exact(exact)
                     except _Incomplete as exc:
                         if last:
                             raise DocumentUnparseable(
                                 f"bad JSON after row {self.rows:,}: {exc}") from None
-                        carry = text + sep  # the cut fell inside a row: join it with the next run
+                        carry = exact + sep  # join it with the next run
                         continue
                 carry = b""
                 batch = self._finish(raw)
@@ -117,23 +127,22 @@ class _AdsParser:
         finally:
             runs.close()  # stops the gunzip worker if the reader stops early
 
-    def _fast(self, text: bytes) -> pa.Table | None:
-        """The run read by pyarrow, or None when it must be read exactly instead."""
-        if b"\n" in text or b"\r" in text:
-            return None  # pretty-printed: lines are not rows
-        nd = text.replace(b"},{", b"}\n{") + b"\n"
+    def _fast(self, nd: bytes) -> pa.Table | None:
+        """The run (as newline-delimited JSON) read by pyarrow, or None when it must be read
+        exactly instead."""
         for _ in range(3):
             # Only the fields the document has shown so far: every absent field named in an
             # explicit schema costs pyarrow time on every row (measured: ~30% for 55 vs 30).
             explicit = self.present if self.present is not None else self.columns.raw
             try:
                 table = pj.read_json(
-                    io.BytesIO(nd),
+                    pa.BufferReader(nd),  # zero copy (a BytesIO is copied block by block)
                     read_options=pj.ReadOptions(block_size=1 << 20),
                     parse_options=pj.ParseOptions(
                         explicit_schema=pa.schema(list(explicit.items())),
                         unexpected_field_behavior="infer",
                     ),
+                    memory_pool=arrow_pool(),
                 )
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 return None
@@ -192,7 +201,7 @@ class _AdsParser:
             arr = raw.column(f.name)
             if arr.type != target:
                 try:
-                    arr = arr.cast(target)
+                    arr = pc.cast(arr, target, memory_pool=arrow_pool())
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                     raise DocumentUnparseable(
                         f"rows {self.rows + 1:,}-{self.rows + n:,} field {f.name!r}: {exc}"
@@ -205,28 +214,28 @@ class _AdsParser:
             if name == "report_date":
                 out.append(report_date)
             elif name in _LINEAGE_VALUES:
-                out.append(pa.repeat(pa.scalar(_LINEAGE_VALUES[name](ctx), field.type), n))
+                out.append(constant(_LINEAGE_VALUES[name](ctx), field.type, n))
             elif name == "currency":
-                out.append(pa.repeat(pa.scalar(ctx.currency_code, pa.string()), n))
+                out.append(constant(ctx.currency_code, pa.string(), n))
             elif name in cols:
                 arr = cols[name]
-                out.append(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
+                out.append(_one_chunk(arr))
             else:
-                out.append(pa.nulls(n, field.type))
+                out.append(pa.nulls(n, field.type, memory_pool=arrow_pool()))
         return pa.RecordBatch.from_arrays(out, schema=self.columns.schema)
 
     def _report_dates(self, dates: pa.Array | pa.ChunkedArray | None, n: int) -> pa.Array:
         ctx = self.context
         first, last = ctx.first_day, ctx.last_day
         if self.time_unit != TimeUnit.DAILY.value:
-            return pa.repeat(pa.scalar(first, pa.date32()), n)
+            return constant(first, pa.date32(), n)
         if dates is None or (n and dates.null_count):
             if first == last:
-                return pa.repeat(pa.scalar(first, pa.date32()), n)
+                return constant(first, pa.date32(), n)
             raise DocumentUnparseable(
                 f"a DAILY report over {first}..{last} whose rows have no `date`: its rows "
                 "cannot be given a day (add the `date` column to the report's columns)")
-        arr = dates.combine_chunks() if isinstance(dates, pa.ChunkedArray) else dates
+        arr = _one_chunk(dates)
         if n:
             lo, hi = pc.min_max(arr).values()
             if lo.as_py() < first or hi.as_py() > last:
@@ -234,6 +243,19 @@ class _AdsParser:
                 raise DocumentUnparseable(
                     f"a row is dated {bad}, outside the slice's days {first}..{last}")
         return arr
+
+
+def _lined(runs: Iterator[tuple[bytes, bytes, bool]]) -> Iterator[tuple[bytes, bool, bytes, bool]]:
+    """(text, is_lines, separator, is_last): each run as newline-delimited JSON where it can be,
+    else as it came (only one copy of a run is kept)."""
+    for run, sep, last in runs:
+        lines = as_lines(run)
+        yield (run, False, sep, last) if lines is None else (lines, True, sep, last)
+
+
+def _one_chunk(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    # pyarrow's reader gives a chunk per 1 MB block; a record batch column is one array.
+    return arr.combine_chunks(memory_pool=arrow_pool()) if isinstance(arr, pa.ChunkedArray) else arr
 
 
 class _Incomplete(Exception):
