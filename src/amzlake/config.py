@@ -145,6 +145,9 @@ SECRET_FIELDS = frozenset({"client_secret", "refresh_token"})
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _S3_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?$")
+# arn:aws:sns:<region>:<12-digit account>:<topic name> (SNS topic names: up to 256 letters,
+# digits, hyphens, underscores; `.fifo` for FIFO topics).
+_SNS_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 _DYNAMO_URL = re.compile(r"^dynamodb://([A-Za-z0-9_.-]{3,255})$")
 _DURATION = re.compile(
     r"^\s*(?:(\d+(?:\.\d+)?)d)?\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?"
@@ -836,6 +839,8 @@ class NotifyConfig(_Section):
     jsonl: Path | None = None  # a JSON-lines file events are appended to
     webhook: WebhookConfig | None = None
     command: list[str] | None = Field(default=None, min_length=1)  # gets the event JSON on stdin
+    # An SNS topic ARN (the AWS runtime): each event is published to it as JSON.
+    sns: str | None = Field(default=None, pattern=_SNS_ARN.pattern)
 
     @field_validator("jsonl", mode="before")
     @classmethod

@@ -2,7 +2,7 @@
 
 Each commit to a curated table sends one event; a document that could not be parsed sends a
 quarantine event. Events hold table names, partitions, counts, ids and reasons: never a credential.
-The AWS runtime adds an SNS notifier behind the same interface.
+The AWS runtime's SNS notifier (`[notify] sns = "<topic ARN>"`) is behind the same interface.
 """
 
 from __future__ import annotations
@@ -151,6 +151,55 @@ class CommandNotifier:
                               f"{done.stderr.strip()[:200]}")
 
 
+def _subject(event: Event) -> str:
+    # SNS subjects: ASCII, no line breaks, at most 100 characters (SNS Publish API reference).
+    if isinstance(event, CommitEvent):
+        text = f"amzlake: committed {event.table}"
+    else:
+        text = f"amzlake: quarantined a {event.report_type} document"
+    return text.encode("ascii", "replace").decode()[:100]
+
+
+@dataclass
+class SnsNotifier:
+    """Publishes each event as JSON to an SNS topic (the AWS runtime's notifier).
+
+    boto3 is imported when the first message goes out, so the core runs without it; the region
+    is the topic ARN's, the endpoint boto3's own (AWS_ENDPOINT_URL honoured).
+    """
+
+    topic_arn: str
+    client: Any = None
+    name: str = "sns"
+
+    def _sns(self) -> Any:
+        if self.client is None:
+            try:
+                import boto3
+            except ImportError:
+                raise NotifyError("sns: needs boto3; install amzlake with the aws extra") from None
+            region = self.topic_arn.split(":")[3] if self.topic_arn.count(":") >= 5 else None
+            self.client = boto3.client("sns", region_name=region or None)
+        return self.client
+
+    def publish(self, subject: str, message: dict[str, Any]) -> None:
+        """Publish `message` as JSON, `kind` (its "kind" or "event") as a message attribute."""
+        kind = str(message.get("kind") or message.get("event") or "event")
+        try:
+            self._sns().publish(
+                TopicArn=self.topic_arn, Subject=subject, Message=json.dumps(message),
+                MessageAttributes={"kind": {"DataType": "String", "StringValue": kind}})
+        except NotifyError:
+            raise
+        except Exception as e:  # botocore's errors, imported lazily, so caught broadly
+            code = getattr(e, "response", {}).get("Error", {}).get("Code", type(e).__name__)
+            topic = self.topic_arn.rsplit(":", 1)[-1]
+            raise NotifyError(f"sns topic {topic}: event not delivered ({code})") from None
+
+    def send(self, event: Event) -> None:
+        self.publish(_subject(event), event_json(event))
+
+
 def notifiers_from_config(config: NotifyConfig) -> list[Notifier]:
     """The notifiers [notify] asks for."""
     out: list[Notifier] = []
@@ -163,6 +212,8 @@ def notifiers_from_config(config: NotifyConfig) -> list[Notifier]:
                                    config.webhook.timeout.total_seconds()))
     if config.command:
         out.append(CommandNotifier(config.command))
+    if config.sns:
+        out.append(SnsNotifier(config.sns))
     return out
 
 

@@ -205,6 +205,15 @@ def run_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What a run is about to work: its accounts, what the planner asked for, the entries."""
+
+    accounts: list[Account]
+    planned: list[PlannedSlice]
+    work: list[LedgerEntry]
+
+
 @dataclass
 class Ingestion:
     """Everything one `amzlake run` needs, opened from a configuration; close it when done."""
@@ -273,11 +282,9 @@ class Ingestion:
             out.append(entry)
         return out
 
-    async def run(self, *, backfill: tuple[date, date] | None = None,
-                  listener: Listener | None = None,
-                  on_start: Callable[[list[LedgerEntry]], None] | None = None,
-                  ) -> tuple[RunResult, list[PlannedSlice]]:
-        """Plan, record and work every slice; resumes whatever an earlier run left live."""
+    async def prepare(self, backfill: tuple[date, date] | None = None) -> Prepared:
+        """The run's accounts, its planned slices, and its work: the planned entries recorded in
+        the ledger plus whatever an earlier run left live, without duplicates."""
         accounts = await discover_accounts(self.config, self.pool)
         now = self.clock.now()
         planned = self.plan(build_plans(self.config, accounts), now, backfill)
@@ -285,12 +292,24 @@ class Ingestion:
         live = [e for e in resumable(self.ledger)
                 if any(a.source.value == e.source and a.account_id == e.account_id
                        for a in accounts)]
-        runner = Runner(
+        return Prepared(accounts, planned, merge(entries, live))
+
+    def runner(self, accounts: Iterable[Account], listener: Listener | None = None) -> Runner:
+        """A runner over this ingestion's ledger, raw zone and clients for `accounts`."""
+        return Runner(
             ledger=self.ledger, store=self.store, clients=self.pool, clock=self.clock,
             accounts={(a.source.value, a.account_id): a for a in accounts}, owner=self.owner,
             settings=self.settings(), listener=listener,
         )
-        work = merge(entries, live)
+
+    async def run(self, *, backfill: tuple[date, date] | None = None,
+                  listener: Listener | None = None,
+                  on_start: Callable[[list[LedgerEntry]], None] | None = None,
+                  ) -> tuple[RunResult, list[PlannedSlice]]:
+        """Plan, record and work every slice; resumes whatever an earlier run left live."""
+        prepared = await self.prepare(backfill)
+        runner = self.runner(prepared.accounts, listener)
+        work, planned = prepared.work, prepared.planned
         if on_start is not None:
             on_start(work)
         result = await runner.run(work)

@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
 from typing import Protocol
 
 import orjson
@@ -144,6 +145,24 @@ class RunResult:
                 if r.state in (SliceState.REQUESTED, SliceState.PROCESSING) and not r.skipped]
 
 
+class Readiness(StrEnum):
+    """What one status check found: still queued or processing, ready, or ended (recorded)."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    READY = "ready"  # the document can be downloaded
+    ENDED = "ended"  # failed or empty, already recorded in the ledger
+
+
+@dataclass(frozen=True)
+class Check:
+    """One status check: the entry after it, what it found and the URL Amazon gave, if any."""
+
+    entry: LedgerEntry
+    readiness: Readiness
+    url: str | None = None
+
+
 Listener = Callable[[LedgerEntry], None]
 
 
@@ -179,11 +198,13 @@ class Runner:
         self.raw_prefix = raw_prefix
         self._downloads = asyncio.Semaphore(self.settings.download_concurrency)
         self._auth_failed: AuthError | None = None
-        self._known_remote_ids: set[str] = set()
+        # Remote ids other slices hold (a lost create's lookup skips them); read on first need.
+        self._known_remote_ids: set[str] | None = None
 
     # ---- ledger helpers -------------------------------------------------------------------
 
-    def _update(self, entry: LedgerEntry, changes: Mapping[str, object]) -> LedgerEntry:
+    def update(self, entry: LedgerEntry, changes: Mapping[str, object]) -> LedgerEntry:
+        """The entry after `changes` (compare-and-set), announced to the listener."""
         updated = self.ledger.update(entry, changes)
         self.listener(updated)
         return updated
@@ -195,7 +216,8 @@ class Runner:
             raise StaleEntry(f"slice {entry.slice_key}: the lease passed to another run")
         return held
 
-    def _slice(self, entry: LedgerEntry) -> Slice:
+    def slice_for(self, entry: LedgerEntry) -> Slice:
+        """The slice a ledger entry stands for, with its configured account."""
         account = self.accounts.get((entry.source, entry.account_id))
         if account is None:
             raise LookupError(f"slice {entry.slice_key}: account {entry.source}/{entry.account_id} "
@@ -207,9 +229,7 @@ class Runner:
     async def run(self, entries: Iterable[LedgerEntry]) -> RunResult:
         """Work every entry (planned or live) as far as it goes in this run."""
         work = list(entries)
-        self._known_remote_ids = {
-            e.remote_report_id for e in self.ledger.query() if e.remote_report_id
-        }
+        self._remote_ids()
         results = await asyncio.gather(*(self._guarded(e) for e in work))
         out = RunResult(list(results))
         if self._auth_failed is not None:
@@ -232,39 +252,52 @@ class Runner:
             final = self.ledger.get(entry.slice_key) or held
         except Exception as e:  # a bug or an unforeseen answer: record it, never lose the slice
             log.exception("slice %s: unexpected error", entry.slice_key)
-            final = self.ledger.get(entry.slice_key) or held
-            if final.state in (SliceState.PLANNED, SliceState.REQUESTED, SliceState.PROCESSING):
-                final = self._update(final, states.mark_failed(
-                    final, FailureClass.RETRYABLE, f"unexpected error: {_error_text(e)}",
-                    self.clock.now()))
+            final = self.record_unexpected(held, e)
         finally:
             released = self.ledger.release(entry.slice_key, self.owner)
             final = released or final
         return SliceResult(final.slice_key, final.source, final.account_id, final.report_type,
                            final.state, final.failure_class, final.error, final.note)
 
+    def record_unexpected(self, entry: LedgerEntry, error: BaseException) -> LedgerEntry:
+        """The slice's entry with an unexpected error recorded (retryable) if it was unfinished."""
+        final = self.ledger.get(entry.slice_key) or entry
+        if final.state in (SliceState.PLANNED, SliceState.REQUESTED, SliceState.PROCESSING):
+            final = self.update(final, states.mark_failed(
+                final, FailureClass.RETRYABLE, f"unexpected error: {_error_text(error)}",
+                self.clock.now()))
+        return final
+
     async def _work(self, entry: LedgerEntry) -> LedgerEntry:
         if self._auth_failed is not None:
             return entry
-        slice_ = self._slice(entry)
         if entry.state is SliceState.PLANNED:
-            entry = await self._request(entry, slice_)
+            entry = await self.request(entry)
         if entry.state in (SliceState.REQUESTED, SliceState.PROCESSING):
-            entry = await self._wait_and_fetch(entry, slice_)
+            entry = await self._wait_and_fetch(entry)
         return entry
+
+    def _remote_ids(self) -> set[str]:
+        if self._known_remote_ids is None:
+            self._known_remote_ids = {
+                e.remote_report_id for e in self.ledger.query() if e.remote_report_id
+            }
+        return self._known_remote_ids
 
     # ---- create / re-attach ---------------------------------------------------------------
 
-    async def _request(self, entry: LedgerEntry, slice_: Slice) -> LedgerEntry:
+    async def request(self, entry: LedgerEntry) -> LedgerEntry:
+        """The planned entry once its report is asked for (or re-attached); failures recorded."""
+        slice_ = self.slice_for(entry)
         now = self.clock.now()
         try:
             if entry.note == CREATE_SENT and slice_.source is Source.VENDOR:
                 found = await self._find_vendor_report(entry, slice_)
                 if found is not None:
-                    self._known_remote_ids.add(found)
-                    return self._update(entry, states.mark_requested(entry, found, now, attached=True))
+                    self._remote_ids().add(found)
+                    return self.update(entry, states.mark_requested(entry, found, now, attached=True))
             # The intent goes to the ledger first: a crash after the create is then recognisable.
-            entry = self._update(entry, {"note": CREATE_SENT, "updated_at": now})
+            entry = self.update(entry, {"note": CREATE_SENT, "updated_at": now})
             if slice_.source is Source.ADS:
                 assert isinstance(slice_.spec, AdsReportSpec)
                 created = await self.clients.ads(slice_.account).create_report(
@@ -281,22 +314,22 @@ class Runner:
             # The create may have been made: look for it once now, else leave it for next run.
             found = await self._find_vendor_report(entry, slice_)
             if found is None:
-                return self._update(entry, states.mark_failed(
+                return self.update(entry, states.mark_failed(
                     entry, FailureClass.RETRYABLE, "the create's answer was lost; "
                     "no report found for it yet", self.clock.now(),
                     retry_at=self.clock.now() + timedelta(minutes=5)))
             report_id, attached = found, True
         except ThrottledError as e:
-            return self._update(entry, states.mark_failed(
+            return self.update(entry, states.mark_failed(
                 entry, FailureClass.THROTTLED, _error_text(e), self.clock.now()))
         except (NotFoundError, ApiRequestError) as e:
-            return self._update(entry, states.mark_failed(
+            return self.update(entry, states.mark_failed(
                 entry, FailureClass.FATAL_INPUT, _error_text(e), self.clock.now()))
         except (RemoteError, ApiCallError) as e:
-            return self._update(entry, states.mark_failed(
+            return self.update(entry, states.mark_failed(
                 entry, FailureClass.RETRYABLE, _error_text(e), self.clock.now()))
-        self._known_remote_ids.add(report_id)
-        return self._update(entry, states.mark_requested(entry, report_id, self.clock.now(),
+        self._remote_ids().add(report_id)
+        return self.update(entry, states.mark_requested(entry, report_id, self.clock.now(),
                                                          attached=attached))
 
     async def _find_vendor_report(self, entry: LedgerEntry, slice_: Slice) -> str | None:
@@ -310,7 +343,7 @@ class Runner:
             [slice_.report_type], marketplace_ids=[slice_.account.marketplace_id],
             created_since=since,
         ):
-            if report.report_id in self._known_remote_ids:
+            if report.report_id in self._remote_ids():
                 continue
             if report.processing_status in (ProcessingStatus.CANCELLED, ProcessingStatus.FATAL):
                 continue
@@ -326,11 +359,11 @@ class Runner:
 
     # ---- wait -----------------------------------------------------------------------------
 
-    async def _wait_and_fetch(self, entry: LedgerEntry, slice_: Slice) -> LedgerEntry:
+    async def _wait_and_fetch(self, entry: LedgerEntry) -> LedgerEntry:
         s = self.settings
         assert entry.remote_report_id is not None
         started = entry.requested_at or self.clock.now()
-        deadline = started + s.max_wait(entry.source, entry.report_type)
+        deadline = self.deadline(entry)
         delay = s.poll_initial
         # A resumed slice waited already: start its polls where a fresh one would be by now.
         waited = (self.clock.now() - started).total_seconds()
@@ -339,80 +372,132 @@ class Runner:
         while True:
             entry = self._renew(entry)
             try:
-                step = await (self._poll_ads(entry, slice_) if slice_.source is Source.ADS
-                              else self._poll_vendor(entry, slice_))
-            except NotFoundError as e:
-                # The remote report is gone (expired or deleted): ask again next run.
-                return self._update(entry, states.mark_failed(
-                    entry, FailureClass.RETRYABLE, f"the report is gone: {_error_text(e)}",
-                    self.clock.now()))
-            except (ThrottledError, RemoteError) as e:
-                return self._update(entry, states.mark_waited_out(
-                    entry, f"polling stopped: {_error_text(e)}", self.clock.now()))
-            if isinstance(step, LedgerEntry):
-                return step
-            if step and entry.state is SliceState.REQUESTED:
-                entry = self._update(entry, states.mark_processing(entry, self.clock.now()))
+                check = await self.check(entry)
+                if check.readiness is Readiness.READY:
+                    return await self.fetch(check.entry, check.url)
+            except (NotFoundError, ThrottledError, RemoteError) as e:
+                return self.poll_failed(entry, e)
+            entry = check.entry
+            if check.readiness is Readiness.ENDED:
+                return entry
             now = self.clock.now()
             if now >= deadline:
-                waited_h = (now - started).total_seconds() / 3600
-                return self._update(entry, states.mark_waited_out(
-                    entry, f"still not ready after {waited_h:.1f} h; the next run picks it up", now))
+                return self.waited_out(entry)
             await self.clock.sleep(min(delay, (deadline - now).total_seconds()))
             delay = min(delay * s.poll_factor, s.poll_max)
 
-    async def _poll_ads(self, entry: LedgerEntry, slice_: Slice) -> LedgerEntry | bool:
-        """The entry when the report has ended, else whether it is processing."""
-        client = self.clients.ads(slice_.account)
+    def deadline(self, entry: LedgerEntry) -> datetime:
+        """When waiting for the entry's report stops (its request time plus the maximum wait)."""
+        started = entry.requested_at or self.clock.now()
+        return started + self.settings.max_wait(entry.source, entry.report_type)
+
+    def waited_out(self, entry: LedgerEntry) -> LedgerEntry:
+        """The live entry with "still not ready" recorded: the next run picks it up."""
+        now = self.clock.now()
+        started = entry.requested_at or now
+        waited_h = (now - started).total_seconds() / 3600
+        return self.update(entry, states.mark_waited_out(
+            entry, f"still not ready after {waited_h:.1f} h; the next run picks it up", now))
+
+    def poll_failed(self, entry: LedgerEntry, error: ApiCallError) -> LedgerEntry:
+        """The entry with a failed status check or download request recorded.
+
+        A report that is gone (404) is failed, retryable (asked again next run); throttling or
+        server errors leave it live with a note (polled again later).
+        """
+        # The check may have recorded something (a document id) before the error: start from it.
+        entry = self.ledger.get(entry.slice_key) or entry
+        if entry.state not in states.LIVE_STATES:
+            return entry
+        if isinstance(error, NotFoundError):
+            return self.update(entry, states.mark_failed(
+                entry, FailureClass.RETRYABLE, f"the report is gone: {_error_text(error)}",
+                self.clock.now()))
+        return self.update(entry, states.mark_waited_out(
+            entry, f"polling stopped: {_error_text(error)}", self.clock.now()))
+
+    async def check(self, entry: LedgerEntry) -> Check:
+        """One status check of a live entry's report, without downloading its document.
+
+        Ends that need no document are recorded here (Ads FAILED, SP-API CANCELLED; a FATAL's
+        error document is kept and classified); READY means `fetch` may download. Raises the
+        client's errors (NotFoundError, ThrottledError, RemoteError) for `poll_failed`.
+        """
+        slice_ = self.slice_for(entry)
         assert entry.remote_report_id is not None
-        report = await client.get_report(slice_.account.account_id, entry.remote_report_id)
-        if report.status is AdsReportStatus.COMPLETED:
+        if slice_.source is Source.ADS:
+            report = await self.clients.ads(slice_.account).get_report(
+                slice_.account.account_id, entry.remote_report_id)
+            if report.status is AdsReportStatus.COMPLETED:
+                return Check(entry, Readiness.READY, report.url)
+            if report.status is AdsReportStatus.FAILED:
+                reason = report.failure_reason or "Amazon reported FAILED without a reason"
+                return Check(self.update(entry, states.mark_failed(
+                    entry, classify_ads_failure(reason), f"Ads report FAILED: {reason}",
+                    self.clock.now())), Readiness.ENDED)
+            return self._waiting(entry, report.status is AdsReportStatus.PROCESSING)
+        client = self.clients.spapi(slice_.account)
+        vendor = await client.get_report(entry.remote_report_id)
+        status = vendor.processing_status
+        if status is ProcessingStatus.CANCELLED:
+            return Check(self.update(entry, states.mark_empty(
+                entry, self.clock.now(), "Amazon cancelled the report: no data for the range")),
+                Readiness.ENDED)
+        if status in (ProcessingStatus.DONE, ProcessingStatus.FATAL):
+            document_id = vendor.report_document_id
+            if document_id is None:
+                if status is ProcessingStatus.DONE:
+                    raise RemoteError(f"spapi.getReport: report {vendor.report_id} is DONE "
+                                      "without a reportDocumentId", operation="spapi.getReport")
+                return Check(self.update(entry, states.mark_failed(
+                    entry, FailureClass.FATAL_REMOTE, "FATAL without an error document",
+                    self.clock.now())), Readiness.ENDED)
+            entry = self.update(entry, {"remote_document_id": document_id,
+                                        "updated_at": self.clock.now()})
+            if status is ProcessingStatus.DONE:
+                return Check(entry, Readiness.READY)
 
             async def fresh_url() -> str:
-                again = await client.get_report(slice_.account.account_id, entry.remote_report_id)
+                return (await client.get_report_document(document_id)).url
+
+            return Check(await self._fatal(entry, slice_, await fresh_url(), fresh_url,
+                                           client.download, document_id), Readiness.ENDED)
+        return self._waiting(entry, status is ProcessingStatus.IN_PROGRESS)
+
+    def _waiting(self, entry: LedgerEntry, processing: bool) -> Check:
+        if processing and entry.state is SliceState.REQUESTED:
+            entry = self.update(entry, states.mark_processing(entry, self.clock.now()))
+        return Check(entry, Readiness.PROCESSING if processing else Readiness.QUEUED)
+
+    async def fetch(self, entry: LedgerEntry, url: str | None = None) -> LedgerEntry:
+        """The entry once its ready report's document is in the raw zone (or, if every attempt
+        failed, left live with the reason). `url`: the one the status check gave, if any."""
+        slice_ = self.slice_for(entry)
+        report_id = entry.remote_report_id
+        assert report_id is not None
+        if slice_.source is Source.ADS:
+            ads = self.clients.ads(slice_.account)
+
+            async def ads_url() -> str:
+                again = await ads.get_report(slice_.account.account_id, report_id)
                 if not again.url:
                     raise UrlExpired("ads.getAsyncReport: a COMPLETED report without a url",
                                      operation="ads.getAsyncReport")
                 return again.url
 
-            return await self._download(entry, slice_, report.url or await fresh_url(), fresh_url,
-                                        client.download, None)
-        if report.status is AdsReportStatus.FAILED:
-            reason = report.failure_reason or "Amazon reported FAILED without a reason"
-            return self._update(entry, states.mark_failed(
-                entry, classify_ads_failure(reason), f"Ads report FAILED: {reason}",
-                self.clock.now()))
-        return report.status is AdsReportStatus.PROCESSING
+            return await self._download(entry, slice_, url or await ads_url(), ads_url,
+                                        ads.download, None)
+        spapi = self.clients.spapi(slice_.account)
+        document_id = entry.remote_document_id
+        if document_id is None:
+            raise RemoteError(f"slice {entry.slice_key}: no reportDocumentId recorded yet; "
+                              "check the report first", operation="spapi.getReportDocument")
 
-    async def _poll_vendor(self, entry: LedgerEntry, slice_: Slice) -> LedgerEntry | bool:
-        client = self.clients.spapi(slice_.account)
-        assert entry.remote_report_id is not None
-        report = await client.get_report(entry.remote_report_id)
-        status = report.processing_status
-        if status is ProcessingStatus.CANCELLED:
-            return self._update(entry, states.mark_empty(
-                entry, self.clock.now(), "Amazon cancelled the report: no data for the range"))
-        if status in (ProcessingStatus.DONE, ProcessingStatus.FATAL):
-            document_id = report.report_document_id
-            if document_id is None:
-                if status is ProcessingStatus.DONE:
-                    raise RemoteError(f"spapi.getReport: report {report.report_id} is DONE "
-                                      "without a reportDocumentId", operation="spapi.getReport")
-                return self._update(entry, states.mark_failed(
-                    entry, FailureClass.FATAL_REMOTE, "FATAL without an error document",
-                    self.clock.now()))
-            entry = self._update(entry, {"remote_document_id": document_id,
-                                         "updated_at": self.clock.now()})
+        async def spapi_url() -> str:
+            return (await spapi.get_report_document(document_id)).url
 
-            async def fresh_url() -> str:
-                return (await client.get_report_document(document_id)).url
-
-            url = await fresh_url()
-            if status is ProcessingStatus.DONE:
-                return await self._download(entry, slice_, url, fresh_url, client.download,
-                                            document_id)
-            return await self._fatal(entry, slice_, url, fresh_url, client.download, document_id)
-        return status is ProcessingStatus.IN_PROGRESS
+        return await self._download(entry, slice_, url or await spapi_url(), spapi_url,
+                                    spapi.download, document_id)
 
     # ---- download -------------------------------------------------------------------------
 
@@ -475,21 +560,21 @@ class Runner:
         orphan = await asyncio.to_thread(self._orphan, entry, slice_)
         if orphan is not None:
             raw = RawObject(orphan.key, orphan.sha256, orphan.size, orphan.fetched_at, document_id)
-            return self._update(entry, states.mark_downloaded(entry, raw, None, self.clock.now()))
+            return self.update(entry, states.mark_downloaded(entry, raw, None, self.clock.now()))
         raw, verifier, problem = await self._store(
             slice_, url, fresh_url, download,
             lambda at: raw_key(slice_, at, self.raw_prefix))
         now = self.clock.now()
         if raw is None:
             # The report still exists: keep it live so the next run downloads it, not re-asks.
-            return self._update(entry, states.mark_waited_out(
+            return self.update(entry, states.mark_waited_out(
                 entry, f"download failed {self.settings.download_attempts} times: {problem}", now))
         raw = RawObject(raw.key, raw.sha256, raw.size, raw.fetched_at, document_id)
-        entry = self._update(entry, states.mark_downloaded(entry, raw, None, now))
+        entry = self.update(entry, states.mark_downloaded(entry, raw, None, now))
         assert verifier is not None
         if slice_.source is Source.ADS and verifier.uncompressed_size <= 2:
             # An Ads document is one JSON array: two bytes is `[]`, Amazon's "no rows".
-            entry = self._update(entry, states.mark_empty(entry, now, "the document has no rows"))
+            entry = self.update(entry, states.mark_empty(entry, now, "the document has no rows"))
         return entry
 
     async def _fatal(self, entry: LedgerEntry, slice_: Slice, url: str,
@@ -513,7 +598,7 @@ class Runner:
             changes["raw_objects"] = (*entry.raw_objects,
                                       RawObject(raw.key, raw.sha256, raw.size, raw.fetched_at,
                                                 document_id))
-        return self._update(entry, changes)
+        return self.update(entry, changes)
 
     def _read_error_details(self, key: str) -> str | None:
         import gzip
