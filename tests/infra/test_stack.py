@@ -607,3 +607,21 @@ def test_stack_sets_the_environment_the_handlers_read(synth: Synth) -> None:
     gate_key = synth.data["Resources"][synth.logical(synth.stack.transform_table)][
         "Properties"]["KeySchema"]
     assert gate_key == [{"AttributeName": "pk", "KeyType": "HASH"}]  # transform_gate's key
+
+
+def test_services_that_write_encrypted_targets_may_use_the_key(synth: Synth) -> None:
+    policy = synth.data["Resources"][synth.logical(synth.stack.key)]["Properties"]["KeyPolicy"]
+    principals = {json.dumps(s["Principal"].get("Service")) for s in policy["Statement"]}
+    # Alarms publish to the topic, rules dead-letter to the queue, Glue encrypts its logs.
+    assert '"cloudwatch.amazonaws.com"' in principals
+    assert '"events.amazonaws.com"' in principals
+    assert any("logs." in p for p in principals)
+
+
+def test_glue_bundle_holds_the_wheel_under_its_real_name(tmp_path: Path) -> None:
+    from amzlake.aws.bundling import UvBundling, project_root, wheel_name
+
+    # jsii hands try_bundle CDK's options as a second positional argument.
+    assert UvBundling(project_root(), "glue").try_bundle(str(tmp_path), None) is True
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [wheel_name(project_root()), "glue_job.py"])

@@ -179,7 +179,10 @@ def bundle_lambda(root: Path, output_dir: Path) -> None:
 
 def bundle_glue(root: Path, output_dir: Path) -> None:
     """Fill `output_dir` with the Glue job's script and the package wheel (by its real name)."""
-    build_wheel(root, output_dir)
+    # Built aside: uv build also leaves a .gitignore in its output folder.
+    with tempfile.TemporaryDirectory(prefix="amzlake-wheel-") as tmp:
+        wheel = build_wheel(root, Path(tmp))
+        shutil.copyfile(wheel, output_dir / wheel.name)
     shutil.copyfile(root / "src" / "amzlake" / "aws" / "glue_job.py", output_dir / "glue_job.py")
 
 
@@ -193,8 +196,10 @@ class UvBundling:
         self.root = root
         self.kind = kind
 
-    def try_bundle(self, output_dir: str, **_options: Any) -> bool:
-        """True once the asset is in `output_dir` (errors propagate: no Docker fallback)."""
+    def try_bundle(self, output_dir: str, options: Any = None) -> bool:
+        """True once the asset is in `output_dir` (errors propagate: no Docker fallback).
+
+        jsii passes CDK's BundlingOptions as one positional struct; uv needs none of them."""
         fill = bundle_lambda if self.kind == "lambda" else bundle_glue
         fill(self.root, Path(output_dir))
         return True

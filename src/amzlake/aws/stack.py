@@ -218,6 +218,17 @@ class AmzlakeStack(Stack):
                 resources=["*"],
             )
         )
+        # EventBridge delivers failed rule targets to the KMS-encrypted dead-letter queue as the
+        # events service itself (EventBridge user guide, "Using dead-letter queues": an SSE-KMS
+        # queue needs a customer managed key whose policy allows events.amazonaws.com).
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            )
+        )
         # Glue's security configuration encrypts its CloudWatch logs with this key.
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
