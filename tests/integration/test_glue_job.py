@@ -2,7 +2,7 @@
 
 One ingestion from the emulator (Ads and vendor report types) feeds two copies of the ledger and
 raw zone: the embedded Transformer (process pool) curates one into lake A, the Glue job's entry
-point (`main`, argparse, a local[2] SparkSession, curate() on the Python workers) the other into
+point (`main`, argparse, a local SparkSession with 2 threads, curate() on the Python workers) the other into
 lake B. Both see the same unparseable document for one slice. The tables, the ledgers, the
 quarantine records and the notifications must agree.
 """
@@ -49,11 +49,15 @@ def _java_missing() -> bool:
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
-    """A local[2] SparkSession whose Python workers are this interpreter (amzlake importable)."""
+    """A local SparkSession (2 threads) whose Python workers are this interpreter (amzlake importable)."""
     if _java_missing():
         pytest.skip("Java is missing: pyspark local mode needs a JVM (Java 17)")
     pyspark_sql = pytest.importorskip("pyspark.sql")
-    session = (pyspark_sql.SparkSession.builder.master("local[2]").appName("amzlake-glue-test")
+    # local[2, 4]: two threads, and a failed task is tried up to 4 times as on a cluster (Spark's
+    # spark.task.maxFailures default; local mode otherwise gives up at once). A Python worker that
+    # is slow to start on a loaded machine then costs a retry, not the run; curate() is
+    # replace-by-slice, so a retried task commits the same rows.
+    session = (pyspark_sql.SparkSession.builder.master("local[2,4]").appName("amzlake-glue-test")
                .config("spark.ui.enabled", "false")
                .config("spark.sql.shuffle.partitions", "2")
                .config("spark.driver.bindAddress", "127.0.0.1")
