@@ -50,14 +50,23 @@ from pyiceberg.exceptions import (
 )
 from pyiceberg.expressions import And, BooleanExpression, EqualTo, In
 from pyiceberg.io import FileIO
-from pyiceberg.io.pyarrow import BUFFER_SIZE, PyArrowFileIO, parquet_file_to_data_file
-from pyiceberg.manifest import DataFile
+from pyiceberg.io.pyarrow import (
+    BUFFER_SIZE,
+    PyArrowFileIO,
+    _check_pyarrow_schema_compatible,
+    compute_statistics_plan,
+    data_file_statistics_from_parquet_metadata,
+    parquet_path_to_id_mapping,
+)
+from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema, assign_fresh_schema_ids
 from pyiceberg.table import Table, TableProperties
+from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.transforms import IdentityTransform
 
 from amzlake.errors import AmzlakeError
+from amzlake.transform.jsonstream import arrow_pool, prefetched
 from amzlake.transform.model import LINEAGE_FIELDS, Footprint, TableRows
 
 log = logging.getLogger(__name__)
@@ -267,9 +276,13 @@ class LakeWriter:
         )
         stager = _DayFileStager(table, folder, fp, self.row_group_rows, self.buffer_bytes,
                                 self.max_open_files, self.compression)
+        # The next batch is parsed in a worker thread while this one is encoded: both run mostly
+        # in pyarrow with the GIL released, so a second core is not idle while Parquet is
+        # written (costs one batch more in memory: ~14 MB peak RSS on 1M Ads rows).
+        batches = prefetched(iter(rows.batches))
         try:
             total = 0
-            for batch in rows.batches:
+            for batch in batches:
                 total += batch.num_rows
                 stager.add(batch)
             rows.rows = total
@@ -277,6 +290,8 @@ class LakeWriter:
         except BaseException:
             stager.abort()
             raise
+        finally:
+            batches.close()  # type: ignore[attr-defined]
 
     def _footprint_state(
         self, table: Table, fp: Footprint, days: list[date]
@@ -337,8 +352,7 @@ class LakeWriter:
             with txn.update_schema() as update:
                 for schema in staged.schemas:
                     update.union_by_name(nullable_data_schema(schema))
-        data_files = [parquet_file_to_data_file(table.io, txn.table_metadata, f.path)
-                      for f in to_add]
+        data_files = _data_files(table.io, txn.table_metadata, [f.path for f in to_add])
         props = {
             "amzlake.account-id": fp.account_id,
             "amzlake.identity-key": fp.identity_key,
@@ -377,6 +391,42 @@ class LakeWriter:
             files_removed=len(to_drop) if whole else 0,
             attempts=attempt,
         ), {f.path for f in to_add}
+
+
+def _data_files(io: FileIO, meta: TableMetadata, paths: list[str]) -> list[DataFile]:
+    """The Iceberg data files of the Parquet files at `paths`, as pyiceberg's
+    `parquet_file_to_data_file` describes them (same checks, statistics and partition).
+
+    Called per file it re-derives the table's side every time: a deep copy of the metadata per
+    `Transaction.table_metadata` access and a full schema compatibility check. Done once here
+    (and the check once per distinct file schema), the 31 day files of 1M Ads rows register in
+    ~0.6 s instead of ~1.8 s (cProfile). `_check_pyarrow_schema_compatible` is pyiceberg 0.12's
+    own check (private: revisit on upgrade).
+    """
+    schema = meta.schema()
+    stats_plan = compute_statistics_plan(schema, meta.properties)
+    mapping = parquet_path_to_id_mapping(schema)
+    spec = meta.spec()
+    checked: list[pa.Schema] = []
+    out = []
+    for path in paths:
+        source = io.new_input(path)
+        with source.open() as stream:
+            parquet_meta = pq.read_metadata(stream)
+        arrow_schema = parquet_meta.schema.to_arrow_schema()
+        if not any(arrow_schema.equals(s) for s in checked):
+            _check_pyarrow_schema_compatible(schema, arrow_schema,
+                                             format_version=meta.format_version)
+            checked.append(arrow_schema)
+        stats = data_file_statistics_from_parquet_metadata(
+            parquet_metadata=parquet_meta, stats_columns=stats_plan,
+            parquet_column_mapping=mapping)
+        out.append(DataFile.from_args(
+            content=DataFileContent.DATA, file_path=path, file_format=FileFormat.PARQUET,
+            partition=stats.partition(spec, schema), file_size_in_bytes=len(source),
+            sort_order_id=None, spec_id=meta.default_spec_id, equality_ids=None,
+            key_metadata=None, **stats.to_serialized_dict()))
+    return out
 
 
 def _files_are_whole(table: Table, tasks: list, fp: Footprint, days: set[date]) -> bool:
@@ -486,7 +536,8 @@ class _DayFileStager:
         for name, want in (("account_id", self.fp.account_id),
                            ("identity_key", self.fp.identity_key)):
             col = batch.column(name)
-            if not pc.all(pc.equal(col, pa.scalar(want, col.type))).as_py():
+            if not pc.all(pc.equal(col, pa.scalar(want, col.type), memory_pool=arrow_pool()),
+                          memory_pool=arrow_pool()).as_py():
                 raise LakeCommitError(f"rows with another {name} than the footprint's {want!r}")
         schema = pa.schema(
             [f.with_nullable(f.name not in REQUIRED_COLUMNS) for f in batch.schema]
@@ -514,7 +565,9 @@ class _DayFileStager:
                 stream.close()  # type: ignore[attr-defined]
             path = f"{self.folder % f'report_date={day.isoformat()}'}/{uuid.uuid4()}.parquet"
             stream = self.io.new_output(path).create(overwrite=False)
-            writer = pq.ParquetWriter(stream, self.schema, compression=self.compression)
+            writer = pq.ParquetWriter(stream, self.schema, compression=self.compression,
+                                      use_dictionary=_dictionary_columns(self.schema),
+                                      memory_pool=arrow_pool())
             staged = _StagedFile(path, day, 0)
             self.files.append(staged)
             self.writers[day] = (writer, stream, staged)
@@ -537,12 +590,22 @@ def _small_buffer_io(io: FileIO) -> FileIO:
     return io
 
 
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The columns worth dictionary encoding: strings, dates, timestamps, booleans (names, ids as
+    text, lineage). Numbers are mostly distinct, so a dictionary is built only to be dropped; zstd
+    packs them better alone (measured on 490k Ads rows: ~10% less encoding time, 13% smaller)."""
+    return [f.name for f in schema
+            if not (pa.types.is_integer(f.type) or pa.types.is_floating(f.type)
+                    or pa.types.is_decimal(f.type))]
+
+
 def _split_by_day(batch: pa.RecordBatch) -> Iterator[tuple[date, pa.RecordBatch]]:
     """The batch's rows per report_date (the batch itself when it holds one day)."""
     col = batch.column("report_date")
-    days = pc.unique(col).to_pylist()
+    days = pc.unique(col, memory_pool=arrow_pool()).to_pylist()
     if len(days) == 1:
         yield days[0], batch
         return
     for day in sorted(days):
-        yield day, batch.filter(pc.equal(col, pa.scalar(day, col.type)))
+        mask = pc.equal(col, pa.scalar(day, col.type), memory_pool=arrow_pool())
+        yield day, pc.filter(batch, mask, memory_pool=arrow_pool())
