@@ -625,3 +625,30 @@ def test_glue_bundle_holds_the_wheel_under_its_real_name(tmp_path: Path) -> None
     assert UvBundling(project_root(), "glue").try_bundle(str(tmp_path), None) is True
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [wheel_name(project_root()), "glue_job.py"])
+
+
+def test_aws_synth_cli_refuses_bad_context_in_one_line(tmp_path: Path) -> None:
+    def synth_cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "amzlake", "aws", "synth", "--output",
+                               str(tmp_path / "out"), *args], capture_output=True, text=True,
+                              check=False, cwd=tmp_path)
+
+    bad = synth_cli("--context", "amzlake:config")
+    assert bad.returncode == 2
+    assert bad.stderr == ("amzlake: error: --context 'amzlake:config': must be KEY=VALUE, "
+                          "e.g. amzlake:config=aws.toml\n")
+    (tmp_path / "aws.toml").write_text(CONFIG.replace("secretsmanager:amzlake/lwa/default#ads",
+                                                      "env:ADS"))
+    wrong = synth_cli("--context", "amzlake:config=aws.toml")
+    assert wrong.returncode == 2
+    assert "ads.refresh_token must be secretsmanager:<name>#<key>" in wrong.stderr
+    assert not (tmp_path / "out" / "Amzlake.template.json").exists()
+
+
+def test_outputs_name_what_the_deploy_steps_need(synth: Synth) -> None:
+    outputs = synth.data["Outputs"]
+    assert {"RawBucketName", "CuratedBucketName", "LedgerTableName", "IngestStateMachineArn",
+            "TransformStateMachineArn", "GlueJobName", "GlueDatabaseName",
+            "TopicArn"} <= set(outputs)
+    secrets = sorted(json.dumps(o["Value"]) for k, o in outputs.items() if k.startswith("Secret"))
+    assert len(secrets) == 2

@@ -21,6 +21,7 @@ from aws_cdk import (
     BundlingOptions,
     BundlingOutput,
     CfnCondition,
+    CfnOutput,
     CfnParameter,
     DockerImage,
     Duration,
@@ -142,6 +143,7 @@ class AmzlakeStack(Stack):
         self._state_machines()
         self._triggers()
         self._alarms()
+        self._outputs()
 
     def _logical(self, construct: Construct) -> str:
         """The CloudFormation logical id of an L2 construct's resource (as cdk-nag names it)."""
@@ -1005,6 +1007,27 @@ class AmzlakeStack(Stack):
             ),
             "A Lambda, rule or schedule invocation failed for good (see the dead-letter queue).",
         )
+
+    # ---- Outputs ----------------------------------------------------------------------------
+
+    def _outputs(self) -> None:
+        """What the README's steps and `amzlake status` need after a deploy."""
+        for name, value, what in (
+            ("RawBucketName", self.raw.bucket_name, "raw zone bucket (documents under raw/)"),
+            ("CuratedBucketName", self.curated.bucket_name, "curated bucket (Iceberg warehouse)"),
+            ("LedgerTableName", self.ledger.table_name, "ledger table (dynamodb://<name>)"),
+            ("IngestStateMachineArn", self.ingest.state_machine_arn, "ingest state machine"),
+            ("TransformStateMachineArn", self.transform.state_machine_arn,
+             "transform state machine"),
+            ("GlueJobName", self.glue_job.ref, "Glue transform job"),
+            ("GlueDatabaseName", GLUE_DATABASE, "Glue database of the curated tables"),
+            ("TopicArn", self.topic.topic_arn, "notifications topic"),
+            ("KeyArn", self.key.key_arn, "KMS key of every encrypted resource"),
+        ):
+            CfnOutput(self, name, value=value, description=f"amzlake {what}")
+        for app, secret in zip(self.settings.lwa_apps, self.secrets, strict=True):
+            CfnOutput(self, f"Secret{secret.node.id}", value=secret.secret_name,
+                      description=f"Secrets Manager name of LWA app '{app}' (put its values here)")
 
 
 def _provider_findings(stack: Stack) -> dict[str, str]:
