@@ -310,6 +310,10 @@ def test_ingest_map_is_bounded_and_retries_throttling(synth: Synth) -> None:
     definition, _ = synth.definition(synth.stack.ingest)
     fetch = definition["States"]["FetchSlices"]
     assert fetch["Type"] == "Map" and fetch["MaxConcurrency"] == 8  # [run] concurrency default
+    assert fetch["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    role = synth.logical(synth.stack.ingest.role)
+    starts = [s for s in _policy_statements(synth, role) if s["Action"] == "states:StartExecution"]
+    assert "stateMachine:Amzlake-ingest" in json.dumps(starts[0]["Resource"])
     for name in ("CreateReport", "CheckReportStatus", "DownloadReport"):
         state = fetch["ItemProcessor"]["States"][name]
         throttled = [r for r in state["Retry"] if r["ErrorEquals"] == ["ThrottledError"]]
@@ -588,8 +592,8 @@ def test_context_values_are_checked(tmp_path: Path) -> None:
         "ads": {"refresh_token": "secretsmanager:amzlake/lwa/default#rt"}})
     settings = settings_from_context({"amzlake:config": inline, "amzlake:maxConcurrency": "12"})
     assert settings.max_concurrency == 12 and settings.lwa_apps == ("default",)
-    with pytest.raises(ConfigError, match=r"maxConcurrency: 41 not in 1\.\.40"):
-        settings_from_context({"amzlake:config": inline, "amzlake:maxConcurrency": "41"})
+    with pytest.raises(ConfigError, match=r"maxConcurrency: 0 not in 1\.\.256"):
+        settings_from_context({"amzlake:config": inline, "amzlake:maxConcurrency": "0"})
     with pytest.raises(ConfigError, match="amzlake:config: missing"):
         settings_from_context({})
     with pytest.raises(ConfigError, match="file not found"):

@@ -172,8 +172,9 @@ def settings_from_context(
         config=shipped,
         stack_name=str(context.get(CONTEXT_PREFIX + "stackName") or DEFAULT_STACK_NAME),
         secret_prefix=prefix,
-        # Map MaxConcurrency: Step Functions allows up to 40 inline iterations at once.
-        max_concurrency=number("maxConcurrency", min(config.run.concurrency, 40), 1, 40),
+        # The Lambdas share Amazon's rate limits (their limiter is per invocation), so the
+        # concurrency stays near [run] concurrency rather than the Map's 10,000.
+        max_concurrency=number("maxConcurrency", config.run.concurrency, 1, 256),
         max_polls=number("maxPolls", default_max_polls(config), 1, 1000),
         glue_workers=number("glueWorkers", 2, 2, 100),
         raw_ia_days=number("rawInfrequentAccessDays", 30, 30, 3650),

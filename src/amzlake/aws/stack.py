@@ -793,6 +793,45 @@ class AmzlakeStack(Stack):
         )
         for name in ("Plan", "CreateReport", "CheckReportStatus", "DownloadReport", "Summarize"):
             f[name].grant_invoke(self.ingest)
+        # A distributed Map starts its child executions on the machine itself (AWS: "IAM
+        # policies for using Distributed Map states"); names, not tokens, to avoid a cycle.
+        ingest_name = f"{s.stack_name}-ingest"
+        self.ingest.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:StartExecution"],
+                resources=[
+                    self.format_arn(
+                        service="states",
+                        resource="stateMachine",
+                        resource_name=ingest_name,
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        self.ingest.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution", "states:StopExecution"],
+                resources=[
+                    self.format_arn(
+                        service="states",
+                        resource="execution",
+                        resource_name=f"{ingest_name}/*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        _ack(
+            self.ingest,
+            {
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+                f"<AWS::AccountId>:execution:{ingest_name}/*]": (
+                    "The distributed Map describes and stops its own child executions, whose "
+                    "names Step Functions chooses."
+                )
+            },
+        )
         _ack(
             self.ingest,
             self._invoke_findings(
@@ -931,9 +970,12 @@ class AmzlakeStack(Stack):
                 events.CfnRule.TargetProperty(
                     id="QuarantineLog",
                     # EventBridge takes the log group's ARN without the trailing ":*".
-                    arn=self.format_arn(service="logs", resource="log-group",
-                                        resource_name=self.quarantine_logs.log_group_name,
-                                        arn_format=ArnFormat.COLON_RESOURCE_NAME),
+                    arn=self.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name=self.quarantine_logs.log_group_name,
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    ),
                 )
             ],
         )
@@ -1017,8 +1059,11 @@ class AmzlakeStack(Stack):
             ("CuratedBucketName", self.curated.bucket_name, "curated bucket (Iceberg warehouse)"),
             ("LedgerTableName", self.ledger.table_name, "ledger table (dynamodb://<name>)"),
             ("IngestStateMachineArn", self.ingest.state_machine_arn, "ingest state machine"),
-            ("TransformStateMachineArn", self.transform.state_machine_arn,
-             "transform state machine"),
+            (
+                "TransformStateMachineArn",
+                self.transform.state_machine_arn,
+                "transform state machine",
+            ),
             ("GlueJobName", self.glue_job.ref, "Glue transform job"),
             ("GlueDatabaseName", GLUE_DATABASE, "Glue database of the curated tables"),
             ("TopicArn", self.topic.topic_arn, "notifications topic"),
@@ -1026,8 +1071,12 @@ class AmzlakeStack(Stack):
         ):
             CfnOutput(self, name, value=value, description=f"amzlake {what}")
         for app, secret in zip(self.settings.lwa_apps, self.secrets, strict=True):
-            CfnOutput(self, f"Secret{secret.node.id}", value=secret.secret_name,
-                      description=f"Secrets Manager name of LWA app '{app}' (put its values here)")
+            CfnOutput(
+                self,
+                f"Secret{secret.node.id}",
+                value=secret.secret_name,
+                description=f"Secrets Manager name of LWA app '{app}' (put its values here)",
+            )
 
 
 def _provider_findings(stack: Stack) -> dict[str, str]:

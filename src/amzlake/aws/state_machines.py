@@ -199,8 +199,12 @@ def ingest_definition(*, max_concurrency: int, max_polls: int) -> dict[str, Any]
                     "slice_key.$": "$$.Map.Item.Value.slice_key",
                     "run_id.$": "$.run_id",
                 },
+                "Label": "Slices",
                 "ItemProcessor": {
-                    "ProcessorConfig": {"Mode": "INLINE"},
+                    # Distributed: each slice runs as its own child execution, so a run of many
+                    # slices, each polled dozens of times, stays far below the 25,000 history
+                    # events one Standard execution may have (Step Functions quotas).
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
                     "StartAt": "CreateReport",
                     "States": slice_states(max_polls),
                 },
