@@ -28,9 +28,10 @@ from amzlake.aws import handlers
 from amzlake.aws.config_source import load_lambda_config
 from amzlake.aws.transform_gate import GATE_KEY, data_document
 from amzlake.catalog.vendor import CLIENT_ERROR_TEXT
+from amzlake.config import parse_config
 from amzlake.errors import ConfigError, RemoteError, ThrottledError
 from amzlake.ingest.states import FailureClass, SliceState
-from amzlake.notify import SnsNotifier
+from amzlake.notify import CommitEvent, NotifyError, SnsNotifier
 from amzlake.storage.dynamo_ledger import DynamoLedger
 from amzlake.storage.s3_store import S3Store
 from amzlake.transform.curate import Transformer
@@ -478,3 +479,15 @@ def test_the_handlers_import_without_the_transforms_heavy_libraries() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_sns_notifier_says_which_topic_refused_and_the_config_checks_the_arn(
+        moto_server: str, aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    event = CommitEvent("ads_sp_campaigns", 1, 3, 0, ("2026-11-18",), "abc", "123", "spCampaigns")
+    with pytest.raises(NotifyError, match=r"sns topic no-such-topic: event not delivered"):
+        SnsNotifier("arn:aws:sns:us-east-1:123456789012:no-such-topic").send(event)
+    assert parse_config({"notify": {"sns": "arn:aws:sns:eu-west-1:123456789012:amzlake"}},
+                        environ={}).notify.sns == "arn:aws:sns:eu-west-1:123456789012:amzlake"
+    with pytest.raises(ConfigError, match=r"notify\.sns"):
+        parse_config({"notify": {"sns": "amzlake-topic"}}, environ={})
