@@ -277,6 +277,11 @@ class Runner:
             entry = await self._wait_and_fetch(entry)
         return entry
 
+    def _remember(self, report_id: str) -> None:
+        # Only once read: a step that never looks a report up never scans the ledger for them.
+        if self._known_remote_ids is not None:
+            self._known_remote_ids.add(report_id)
+
     def _remote_ids(self) -> set[str]:
         if self._known_remote_ids is None:
             self._known_remote_ids = {
@@ -294,7 +299,7 @@ class Runner:
             if entry.note == CREATE_SENT and slice_.source is Source.VENDOR:
                 found = await self._find_vendor_report(entry, slice_)
                 if found is not None:
-                    self._remote_ids().add(found)
+                    self._remember(found)
                     return self.update(entry, states.mark_requested(entry, found, now, attached=True))
             # The intent goes to the ledger first: a crash after the create is then recognisable.
             entry = self.update(entry, {"note": CREATE_SENT, "updated_at": now})
@@ -328,7 +333,7 @@ class Runner:
         except (RemoteError, ApiCallError) as e:
             return self.update(entry, states.mark_failed(
                 entry, FailureClass.RETRYABLE, _error_text(e), self.clock.now()))
-        self._remote_ids().add(report_id)
+        self._remember(report_id)
         return self.update(entry, states.mark_requested(entry, report_id, self.clock.now(),
                                                          attached=attached))
 
