@@ -180,7 +180,7 @@ class LakeWriter:
         *,
         max_attempts: int = 10,
         row_group_rows: int = 131_072,
-        buffer_bytes: int = 16 * 1024 * 1024,
+        buffer_bytes: int = 8 * 1024 * 1024,
         max_open_files: int = 32,
         compression: str = "zstd",
     ) -> None:
