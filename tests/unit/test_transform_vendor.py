@@ -195,7 +195,7 @@ def test_search_terms_rows_take_the_report_period_start() -> None:
     assert t.column("report_date").to_pylist() == [date(2025, 6, 1)]
 
 
-@pytest.mark.parametrize(("raw", "reason"), [
+UNPARSEABLE = [
     (b"plain text", "not valid gzip"),
     (gzip.compress(json.dumps(sales_doc()).encode())[:-20], "truncated"),
     (gzip.compress(b'[{"a": 1}]'), "expected a JSON object.*found an array"),
@@ -213,7 +213,12 @@ def test_search_terms_rows_take_the_report_period_start() -> None:
                    b'"orderedRevenue": {"amount": 1.00001, "currencyCode": "USD"}}]}'),
      "at most 4 decimals"),
     (gzip.compress(b'{"salesByAsin": [{"startDate": "2025-07-10"}]}'), "outside the slice"),
-])
+]
+
+
+# Ids from the reasons: gzip bytes carry a timestamp, so ids made from them would differ between
+# the test processes of a parallel run.
+@pytest.mark.parametrize(("raw", "reason"), UNPARSEABLE, ids=[r for _, r in UNPARSEABLE])
 def test_unparseable_documents_say_why(raw: bytes, reason: str) -> None:
     with pytest.raises(DocumentUnparseable, match=reason):
         read_all(SALES_CTX, io.BytesIO(raw))
