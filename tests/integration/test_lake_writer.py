@@ -329,7 +329,7 @@ def test_a_million_row_slice_is_committed_with_bounded_memory(tmp_path: Path) ->
     # The bound that matters: Arrow memory held at once, a fraction of the slice.
     assert report["arrow_peak"] < 100 * 2**20, report
     # The process as a whole (interpreter, pyiceberg, the test's own row generator, allocator
-    # arenas that grow with load): well below the ~1.2 GB a materialised slice would need here.
+    # arenas that grow when the machine is loaded) only gets a loose guard against gross growth.
     assert report["rss_peak_kb"] < 800 * 1024, report
     t = LakeWriter(open_catalog(tmp_path / "lake")).table(TABLE)
     counted = t.scan(selected_fields=("campaign_id",)).to_arrow()
