@@ -73,3 +73,13 @@ def batches_of(rows: TableRows, size: int) -> Iterator[pa.RecordBatch]:
     for b in rows.batches:
         for start in range(0, b.num_rows, size):
             yield b.slice(start, size)
+
+
+def glue_properties(endpoint: str, bucket: str) -> dict[str, str]:
+    """pyiceberg properties of a Glue catalog and S3 warehouse behind `endpoint` (moto)."""
+    creds = {"access-key-id": "testing", "secret-access-key": "testing", "region": "us-east-1"}
+    return {
+        "type": "glue", "warehouse": f"s3://{bucket}/warehouse",
+        "glue.endpoint": endpoint, "s3.endpoint": endpoint,
+        **{f"glue.{k}": v for k, v in creds.items()}, **{f"s3.{k}": v for k, v in creds.items()},
+    }

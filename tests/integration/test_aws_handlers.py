@@ -36,6 +36,7 @@ from amzlake.storage.dynamo_ledger import DynamoLedger
 from amzlake.storage.s3_store import S3Store
 from amzlake.transform.curate import Transformer
 from tests.conftest import FIXED_NOW, RunningEmulator
+from tests.integration.lake_helpers import glue_properties
 
 TWO_ADS_REPORTS = {"reports": [{"report_type": "spCampaigns"},
                                 {"report_type": "spAdvertisedProduct"}]}
@@ -362,14 +363,19 @@ def test_a_whole_run_with_faults_then_the_transform_gate_and_sns(
         "released": False, "waiting_since": None}
     assert len(sent_task_results) == len(gate_events)  # each token answered exactly once
 
-    # -- the transform (the embedded one standing in for Glue): curated, commits on SNS ----------
+    # -- the transform (the embedded one standing in for the Glue job) into the Glue Data Catalog
+    # on the curated bucket: curated, tables registered in Glue, commits on SNS -----------------
     config = load_lambda_config()
+    curated = f"{aws.bucket}-curated"
+    aws.client("s3").create_bucket(Bucket=curated)
     transformer = Transformer(
         ledger=ledger, store=S3Store(aws.bucket, RAW_PREFIX), raw_location=config.storage.raw_location,
         lake_dir=tmp_path / "lake", notifiers=[SnsNotifier(aws.topic_arn)], workers=1,
-        now=aws.emu.state.clock.now)
+        catalog_overrides=glue_properties(aws.endpoint, curated), now=aws.emu.state.clock.now)
     done = transformer.run()
     assert not done.quarantined and not done.notify_failures and done.commits
+    in_glue = {t["Name"] for t in aws.client("glue").get_tables(DatabaseName="amzlake")["TableList"]}
+    assert in_glue == {c.table for c in done.commits}
     after = {e.slice_key: e.state for e in ledger.query()}
     assert all(after[e.slice_key] is SliceState.CURATED for e in downloaded)
     commits = [m for m in aws.messages() if m.get("kind") == "commit"]

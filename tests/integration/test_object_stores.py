@@ -303,7 +303,7 @@ def test_gzip_verifier_rejects_any_cut(cut: int, chunks: list[int]) -> None:
 def test_gzip_verifier_rejects_a_wrong_crc_or_length(from_end: int, xor: int) -> None:
     bad = bytearray(DOC)
     bad[-from_end] ^= xor
-    with pytest.raises(DocumentCorrupt, match="(?i)incorrect"):  # zlib and ISA-L word it alike
+    with pytest.raises(DocumentCorrupt, match=r"(?i)incorrect"):  # zlib and ISA-L word it alike
         verify(bytes(bad))
 
 

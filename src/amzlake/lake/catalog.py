@@ -24,7 +24,9 @@ def default_catalog_properties(lake_dir: Path) -> dict[str, str]:
     lake = Path(lake_dir).expanduser().resolve()
     return {
         "type": "sql",
-        "uri": f"sqlite:///{lake / CATALOG_FILE}",
+        # Several writers (transform workers, Spark executors) commit at once: wait for SQLite's
+        # lock instead of failing after its default 5 s.
+        "uri": f"sqlite:///{lake / CATALOG_FILE}?timeout=60",
         "warehouse": (lake / WAREHOUSE_DIR).as_uri(),
     }
 
@@ -49,7 +51,8 @@ def open_catalog(
     """The Iceberg catalog for `lake_dir` (folder created for the embedded SQLite catalog)."""
     props = catalog_properties(lake_dir, overrides)
     if props.get("type") == "sql" and props.get("uri", "").startswith("sqlite:///"):
-        Path(props["uri"].removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        database = props["uri"].removeprefix("sqlite:///").split("?")[0]
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
         warehouse = props.get("warehouse", "")
         if warehouse.startswith("file://"):
             Path(warehouse.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
