@@ -132,3 +132,14 @@ def descendants(pid: int) -> list[tuple[int, int]]:
 def cpu_count() -> int:
     """Cores this process may use."""
     return len(os.sched_getaffinity(0))
+
+
+# The 30 columns of the 1,000,000-row spAdvertisedProduct report the benchmarks ask for.
+MILLION_ROW_COLUMNS = [
+    "date", "campaignId", "campaignName", "adGroupId", "adGroupName", "adId", "advertisedAsin",
+    "advertisedSku", "campaignBudgetCurrencyCode", "impressions", "clicks", "cost", "costPerClick",
+    "clickThroughRate", "spend", "purchases1d", "purchases7d", "purchases14d", "purchases30d",
+    "sales1d", "sales7d", "sales14d", "sales30d", "unitsSoldClicks7d", "unitsSoldClicks14d",
+    "attributedSalesSameSku14d", "purchasesSameSku14d", "unitsSoldSameSku14d", "acosClicks14d",
+    "roasClicks14d",
+]

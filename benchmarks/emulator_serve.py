@@ -24,16 +24,9 @@ from pathlib import Path
 
 import httpx
 
+from _emulator_process import MILLION_ROW_COLUMNS as COLUMNS
 from _emulator_process import EmulatorProcess, Helper  # benchmarks/ is on sys.path as a script
 
-COLUMNS = [
-    "date", "campaignId", "campaignName", "adGroupId", "adGroupName", "adId", "advertisedAsin",
-    "advertisedSku", "campaignBudgetCurrencyCode", "impressions", "clicks", "cost", "costPerClick",
-    "clickThroughRate", "spend", "purchases1d", "purchases7d", "purchases14d", "purchases30d",
-    "sales1d", "sales7d", "sales14d", "sales30d", "unitsSoldClicks7d", "unitsSoldClicks14d",
-    "attributedSalesSameSku14d", "purchasesSameSku14d", "unitsSoldSameSku14d", "acosClicks14d",
-    "roasClicks14d",
-]
 NOW = "2026-11-20T15:00:00Z"
 MB = 1_000_000
 

@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 
+from _emulator_process import MILLION_ROW_COLUMNS as COLUMNS
 from _emulator_process import EmulatorProcess  # benchmarks/ is on sys.path when run as a script
 from _ingest_config import emulator_config
 from amzlake.ingest.pipeline import ClientPool
@@ -43,14 +44,6 @@ from amzlake.sources.ads import AdsClient
 from amzlake.storage.file_store import FileStore
 from amzlake.storage.objects import GzipVerifier
 
-COLUMNS = [
-    "date", "campaignId", "campaignName", "adGroupId", "adGroupName", "adId", "advertisedAsin",
-    "advertisedSku", "campaignBudgetCurrencyCode", "impressions", "clicks", "cost", "costPerClick",
-    "clickThroughRate", "spend", "purchases1d", "purchases7d", "purchases14d", "purchases30d",
-    "sales1d", "sales7d", "sales14d", "sales30d", "unitsSoldClicks7d", "unitsSoldClicks14d",
-    "attributedSalesSameSku14d", "purchasesSameSku14d", "unitsSoldSameSku14d", "acosClicks14d",
-    "roasClicks14d",
-]
 NOW = "2026-11-20T15:00:00Z"
 MB = 1_000_000
 
