@@ -368,13 +368,15 @@ def test_a_whole_run_with_faults_then_the_transform_gate_and_sns(
     config = load_lambda_config()
     curated = f"{aws.bucket}-curated"
     aws.client("s3").create_bucket(Bucket=curated)
+    database = f"amzlake_{aws.bucket.replace('-', '_')}"  # the moto server is shared by the session
     transformer = Transformer(
         ledger=ledger, store=S3Store(aws.bucket, RAW_PREFIX), raw_location=config.storage.raw_location,
         lake_dir=tmp_path / "lake", notifiers=[SnsNotifier(aws.topic_arn)], workers=1,
-        catalog_overrides=glue_properties(aws.endpoint, curated), now=aws.emu.state.clock.now)
+        catalog_overrides=glue_properties(aws.endpoint, curated), namespace=database,
+        now=aws.emu.state.clock.now)
     done = transformer.run()
     assert not done.quarantined and not done.notify_failures and done.commits
-    in_glue = {t["Name"] for t in aws.client("glue").get_tables(DatabaseName="amzlake")["TableList"]}
+    in_glue = {t["Name"] for t in aws.client("glue").get_tables(DatabaseName=database)["TableList"]}
     assert in_glue == {c.table for c in done.commits}
     after = {e.slice_key: e.state for e in ledger.query()}
     assert all(after[e.slice_key] is SliceState.CURATED for e in downloaded)

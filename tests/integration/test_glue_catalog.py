@@ -29,18 +29,20 @@ def test_the_transform_commits_to_glue_tables_on_s3(make_emulator, tmp_path: Pat
         vendor={"reports": [{"report_type": "GET_VENDOR_SALES_REPORT"}]})
     _, ingestion, _ = run_once(emu, config, env)
     bucket = f"curated-{uuid.uuid4().hex[:8]}"
+    database = f"amzlake_{uuid.uuid4().hex[:8]}"  # the moto server is shared by the session
     boto3.client("s3", endpoint_url=moto_server).create_bucket(Bucket=bucket)
     props = glue_properties(moto_server, bucket)
 
     result = Transformer(ledger=ingestion.ledger, store=ingestion.store,
                          raw_location=config.storage.raw_location, lake_dir=tmp_path / "unused",
-                         notifiers=[], workers=1, catalog_overrides=props).run()
+                         notifiers=[], workers=1, catalog_overrides=props,
+                         namespace=database).run()
     assert result.commits and not result.quarantined
     entries = ingestion.ledger.query()
     assert {e.state for e in entries} == {SliceState.CURATED}
 
     glue = boto3.client("glue", endpoint_url=moto_server)
-    registered = {t["Name"]: t for t in glue.get_tables(DatabaseName="amzlake")["TableList"]}
+    registered = {t["Name"]: t for t in glue.get_tables(DatabaseName=database)["TableList"]}
     assert {"ads_sp_campaigns_daily", "ads_sp_advertised_product_daily", "vendor_sales_aggregate",
             "vendor_sales_by_asin"} <= set(registered)
     # Glue points at Iceberg metadata in the curated bucket.
@@ -51,9 +53,9 @@ def test_the_transform_commits_to_glue_tables_on_s3(make_emulator, tmp_path: Pat
     catalog = open_catalog(tmp_path / "unused", props)
     in_glue: Counter[str] = Counter()
     for name in registered:
-        keys = catalog.load_table(("amzlake", name)).scan(selected_fields=("slice_key",)).to_arrow()
+        keys = catalog.load_table((database, name)).scan(selected_fields=("slice_key",)).to_arrow()
         in_glue.update(keys.column("slice_key").to_pylist())
     assert in_glue == Counter({e.slice_key: e.row_count for e in entries if e.row_count})
     data = boto3.client("s3", endpoint_url=moto_server).list_objects_v2(
-        Bucket=bucket, Prefix="warehouse/amzlake.db/")["KeyCount"]
+        Bucket=bucket, Prefix=f"warehouse/{database}.db/")["KeyCount"]
     assert data > 0

@@ -194,8 +194,9 @@ class Transformer:
 
     def __init__(self, *, ledger: Ledger, store: ObjectStore, raw_location: str, lake_dir: Path,
                  notifiers: Sequence[Notifier], workers: int = 2,
-                 catalog_overrides: dict[str, str] | None = None,
+                 catalog_overrides: dict[str, str] | None = None, namespace: str = "amzlake",
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.namespace = namespace  # the catalog namespace (Glue: the database) of the tables
         self.ledger = ledger
         self.store = store
         self.raw_location = raw_location
@@ -212,7 +213,7 @@ class Transformer:
         if not work:
             return result
         tasks = curate_tasks(work, raw_location=self.raw_location, lake_dir=self.lake_dir,
-                             catalog_overrides=self.catalog_overrides)
+                             catalog_overrides=self.catalog_overrides, namespace=self.namespace)
         if self.workers == 1 or len(tasks) == 1:
             for task in tasks:
                 self.record(curate(task), result)
