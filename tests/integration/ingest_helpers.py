@@ -88,6 +88,7 @@ report_type = "GET_VENDOR_TRAFFIC_REPORT"
 {accounts}
 [run]
 poll_initial = "20s"
+max_wait = {{ default = "24h" }}
 
 [endpoints]
 base_url = "{emu.base_url}"

@@ -39,16 +39,17 @@ def _run(config: Path, folder: Path) -> subprocess.Popen[bytes]:
 def test_kill_9_anywhere_then_resume(make_emulator, tmp_path: Path, seed: int) -> None:
     emu: RunningEmulator = make_emulator(
         token_lifetime=LONG_TOKENS,
-        # Reports stay live through the kills (about an hour of processing, as Amazon's often do):
-        # Ads re-attaches through its 425 answer, which names only a report still being made.
-        delays={"ads_queue": 60, "ads_processing": 3600, "spapi_queue": 60,
-                "spapi_processing": 3600, "sigma": 0.2},
+        # Reports stay live through every kill and the lease lapse (hours of processing, as
+        # Amazon's sometimes take): Ads re-attaches through its 425 answer, which names only a
+        # report still being made.
+        delays={"ads_queue": 60, "ads_processing": 6 * 3600, "spapi_queue": 60,
+                "spapi_processing": 6 * 3600, "sigma": 0.2},
     )
     config = write_config_files(emu, tmp_path)
     rng = random.Random(seed)
     for _ in range(6):
         proc = _run(config, tmp_path)
-        time.sleep(rng.uniform(0.3, 3.0))
+        time.sleep(rng.uniform(0.3, 2.0))
         proc.kill()
         proc.wait()
     # A killed run's leases lapse after 15 virtual minutes.

@@ -224,8 +224,7 @@ class LakeWriter:
         iceberg = assign_fresh_schema_ids(
             Catalog._convert_schema_if_needed(nullable_data_schema(schema))
         )
-        with contextlib.suppress(NamespaceAlreadyExistsError):
-            self.catalog.create_namespace(self.namespace)
+        self._ensure_namespace()
         try:
             return self.catalog.create_table(
                 ident,
@@ -239,6 +238,18 @@ class LakeWriter:
             )
         except TableAlreadyExistsError:  # a concurrent writer made it first
             return self.catalog.load_table(ident)
+
+    def _ensure_namespace(self) -> None:
+        """Create the namespace unless it exists; a writer racing to create it too is fine."""
+        try:
+            self.catalog.create_namespace(self.namespace)
+        except NamespaceAlreadyExistsError:
+            pass
+        except Exception:
+            # The SQL catalog reports a lost race as its database's unique-key error, not as
+            # NamespaceAlreadyExistsError: if the namespace is there now, someone else made it.
+            if (self.namespace,) not in [tuple(n) for n in self.catalog.list_namespaces()]:
+                raise
 
     # ---- replace ------------------------------------------------------------------------------
 
