@@ -20,6 +20,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import orjson
 import pyarrow as pa
+from isal import igzip, isal_zlib
 
 from amzlake.errors import DocumentUnparseable
 
@@ -36,7 +37,9 @@ class GzipReader:
     """A file-like gzip reader that turns every gzip failure into DocumentUnparseable."""
 
     def __init__(self, stream: BinaryIO) -> None:
-        self._gz = gzip.GzipFile(fileobj=stream, mode="rb")
+        # ISA-L's gzip reader: the same format and checks as gzip.GzipFile, inflating several times
+        # faster (the gunzip is a fifth of the parse's CPU with zlib).
+        self._gz = igzip.GzipFile(fileobj=stream, mode="rb")
         self.consumed = 0  # uncompressed bytes handed out so far
 
     def read(self, size: int = -1) -> bytes:
@@ -48,7 +51,7 @@ class GzipReader:
                 f"the gzip stream is truncated: it ends after {self.consumed:,} bytes of JSON "
                 "without its end marker (download it again)"
             ) from None
-        except (gzip.BadGzipFile, zlib.error, OSError) as exc:
+        except (gzip.BadGzipFile, igzip.BadGzipFile, zlib.error, isal_zlib.error, OSError) as exc:
             raise DocumentUnparseable(
                 f"the document is not valid gzip ({exc}) after {self.consumed:,} bytes of JSON "
                 "(download it again)"
