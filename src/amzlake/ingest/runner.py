@@ -23,6 +23,7 @@ again; a truncated or corrupt download is never stored as good.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import re
 from collections import Counter
@@ -34,6 +35,7 @@ from typing import Protocol
 
 import orjson
 
+from amzlake.catalog.vendor import DateRule, vendor_report_type
 from amzlake.errors import (
     ApiCallError,
     ApiRequestError,
@@ -606,7 +608,7 @@ class Runner:
         return self.update(entry, changes)
 
     def _read_error_details(self, key: str) -> str | None:
-        import gzip
+
 
         with self.store.open_read(key) as f, gzip.GzipFile(fileobj=f) as g:
             body = g.read(1 << 20)  # error documents are small; cap what we read
@@ -627,8 +629,6 @@ def _parse_time(text: str) -> datetime:
 
 def _vendor_times(slice_: Slice) -> tuple[date | datetime | None, date | datetime | None]:
     """The start and end to send: none for reports whose window lives in options."""
-    from amzlake.catalog.vendor import DateRule, vendor_report_type
-
     rt = vendor_report_type(slice_.report_type)
     if rt is not None and rt.date_rule in (DateRule.NONE, DateRule.START_DATE_OPTIONS):
         return None, None
@@ -637,8 +637,6 @@ def _vendor_times(slice_: Slice) -> tuple[date | datetime | None, date | datetim
 
 def _vendor_spec(slice_: Slice) -> VendorReportSpec:
     """The spec to send: coupon/promotion windows go into their reportOptions."""
-    from amzlake.catalog.vendor import DateRule, vendor_report_type
-
     assert isinstance(slice_.spec, VendorReportSpec)
     rt = vendor_report_type(slice_.report_type)
     if rt is None or rt.date_rule is not DateRule.START_DATE_OPTIONS or rt.start_window is None:
