@@ -13,7 +13,7 @@ import hashlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -93,9 +93,11 @@ class FileStore:
                 # Errors of the source stream propagate untouched: the caller classifies them.
                 # Plain blocking writes: page-cache writes are fast and keep the copy at disk speed;
                 # only the fsync, which can take long, leaves the event loop.
-                async for chunk in checked(chunks, check):
-                    with self._io_errors(key):
-                        out.write(chunk)
+                # aclosing: an error here stops the verifier at once, not when the generator is collected.
+                async with aclosing(checked(chunks, check)) as stream:
+                    async for chunk in stream:
+                        with self._io_errors(key):
+                            out.write(chunk)
                 sha256 = check.finish()
                 with self._io_errors(key):
                     out.flush()

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import zlib
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from isal import isal_zlib
+from isal import igzip_lib
 
 from amzlake.errors import ConfigError, DocumentCorrupt, StorageError
 
@@ -61,7 +62,7 @@ class GzipVerifier:
 
     def __init__(self, max_piece: int = 1 << 20) -> None:
         self._max_piece = max_piece
-        self._member: Any = None  # zlib decompress object of the member being read, if any
+        self._member: igzip_lib.IgzipDecompressor | None = None  # the member being read, if any
         self.members = 0
         self.compressed_size = 0
         self.uncompressed_size = 0
@@ -79,22 +80,20 @@ class GzipVerifier:
                     data = data.lstrip(b"\0")
                     if not data:
                         return
-                # ISA-L's inflate: the same stream checks as zlib, about six times faster on report
-                # JSON, so verifying keeps up with the download (benchmarks/ingest_download.py).
-                self._member = isal_zlib.decompressobj(wbits=31)  # 31: gzip header and trailer
+                # ISA-L's inflate (the same header, CRC-32 and ISIZE checks as zlib's, about six
+                # times faster on report JSON). Its decompressor keeps unconsumed input itself,
+                # where zlib's hands it back as a tail to copy on every call.
+                self._member = igzip_lib.IgzipDecompressor(flag=igzip_lib.DECOMP_GZIP)
+            member = self._member
             try:
-                out = self._member.decompress(data, self._max_piece)
-                self.uncompressed_size += len(out)
-                # At the member's end CPython leaves the rest in both unused_data and
-                # unconsumed_tail; unused_data is the one to carry on with.
-                while self._member.unconsumed_tail and not self._member.eof:
-                    out = self._member.decompress(self._member.unconsumed_tail, self._max_piece)
-                    self.uncompressed_size += len(out)
-            except (zlib.error, isal_zlib.error) as exc:
+                self.uncompressed_size += len(member.decompress(data, self._max_piece))
+                while not member.needs_input and not member.eof:
+                    self.uncompressed_size += len(member.decompress(b"", self._max_piece))
+            except igzip_lib.IsalError as exc:
                 raise self._fail(str(exc)) from exc
-            if self._member.eof:
+            if member.eof:
                 self.members += 1
-                data = self._member.unused_data
+                data = member.unused_data
                 self._member = None
             else:
                 data = b""
@@ -108,7 +107,8 @@ class GzipVerifier:
 
 
 class StreamCheck:
-    """Tallies a body as it streams: size, SHA-256 and the caller's verifier; checks the end."""
+    """Tallies a body as it streams: size and SHA-256 as chunks arrive, the caller's verifier in a
+    thread of its own (see `checked`); `finish` checks the end."""
 
     def __init__(self, key: str, expect_size: int | None, verify: ChunkVerifier | None) -> None:
         self.key = key
@@ -117,15 +117,13 @@ class StreamCheck:
         self.size = 0
         self._sha = hashlib.sha256()
 
-    def update(self, chunk: bytes) -> None:
-        """Account for one chunk; raises DocumentCorrupt early if the body is already too long."""
+    def tally(self, chunk: bytes) -> None:
+        """Count and hash one chunk; raises DocumentCorrupt early if the body is already too long."""
         self.size += len(chunk)
         if self.expect_size is not None and self.size > self.expect_size:
             raise DocumentCorrupt(f"{self.key}: body is longer than the {self.expect_size} bytes "
                                   "announced")
         self._sha.update(chunk)
-        if self.verify is not None:
-            self.verify.update(chunk)
 
     def finish(self) -> str:
         """The body's SHA-256 (hex), once size and verifier agree it is whole."""
@@ -137,29 +135,53 @@ class StreamCheck:
         return self._sha.hexdigest()
 
 
-async def checked(chunks: AsyncIterator[bytes], check: StreamCheck) -> AsyncIterator[bytes]:
-    """`chunks`, each yielded once `check` has taken it, checking in a worker thread.
+# How many bytes may wait for the verifier before the download pauses: memory stays bounded
+# when checking is slower than the link (loopback), and never stalls a real one.
+VERIFY_BACKLOG = 16 << 20
 
-    Checking a chunk (SHA-256, inflating gzip) overlaps with receiving the next one: zlib and
-    hashlib release the GIL on large buffers, so a verified download costs about the larger of
-    the two, not their sum. One chunk is checked at a time, in order.
+
+async def checked(chunks: AsyncIterator[bytes], check: StreamCheck, *,
+                  backlog: int = VERIFY_BACKLOG) -> AsyncIterator[bytes]:
+    """`chunks`, each passed on as soon as `check` has counted and hashed it, while the verifier
+    checks them, in order, on a thread of its own.
+
+    Checking (inflating gzip at about 2.5 GB/s of output) is the slowest step of a download, so
+    it overlaps with receiving and writing (ISA-L and hashlib release the GIL). Writers may hence
+    see a chunk before it is verified: they write to a temporary place and publish only after
+    the iteration has ended, which waits for every chunk's check and raises the verifier's
+    DocumentCorrupt, if any, as soon as it is known.
     """
-    pending: asyncio.Future[None] | None = None
-    previous = b""
+    verify = check.verify
+    if verify is None:
+        async for chunk in chunks:
+            check.tally(chunk)
+            yield chunk
+        return
+    pending: deque[tuple[asyncio.Future[None], int]] = deque()
+    waiting = 0
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="amzlake-verify")
     try:
         async for chunk in chunks:
-            if pending is not None:
-                await pending
-                yield previous
-            pending, previous = asyncio.ensure_future(asyncio.to_thread(check.update, chunk)), chunk
-        if pending is not None:
-            await pending
-            pending = None
-            yield previous
+            check.tally(chunk)
+            pending.append((asyncio.wrap_future(worker.submit(verify.update, chunk)), len(chunk)))
+            waiting += len(chunk)
+            # Drop what is done (raising a failure at once), then wait while too much is queued.
+            while pending and (pending[0][0].done() or waiting > backlog):
+                done, size = pending.popleft()
+                await done
+                waiting -= size
+            yield chunk
+        for done, _ in pending:
+            await done
+        pending.clear()
     finally:
-        if pending is not None and not pending.done():
-            # Leave no check running behind an error; its own outcome no longer matters.
-            await asyncio.gather(pending, return_exceptions=True)
+        # After an error no check still matters: cancel the queued ones; a running one ends alone.
+        for done, _ in pending:
+            if not done.done():
+                done.cancel()
+            elif not done.cancelled():
+                done.exception()  # retrieved, so asyncio does not log it as forgotten
+        worker.shutdown(wait=False, cancel_futures=True)
 
 
 def check_key(key: str) -> str:

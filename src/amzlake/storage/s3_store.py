@@ -104,20 +104,22 @@ class S3Store:
         upload_id: str | None = None
         parts: list[asyncio.Task[dict[str, Any]]] = []
         try:
-            async for chunk in checked(chunks, check):
-                buffer += chunk
-                while len(buffer) >= self.part_size:
-                    if upload_id is None:
-                        upload_id = await asyncio.to_thread(self._start_multipart, full)
-                    body = bytes(buffer[: self.part_size])
-                    del buffer[: self.part_size]
-                    number = len(parts) + 1
-                    parts.append(asyncio.create_task(
-                        asyncio.to_thread(self._upload_part, full, upload_id, number, body)))
-                    # Bound memory: at most `max_in_flight` parts on the wire at once.
-                    in_flight = [t for t in parts if not t.done()]
-                    if len(in_flight) >= self.max_in_flight:
-                        await in_flight[0]
+            # aclosing: an error here stops the verifier at once, not when the generator is collected.
+            async with contextlib.aclosing(checked(chunks, check)) as stream:
+                async for chunk in stream:
+                    buffer += chunk
+                    while len(buffer) >= self.part_size:
+                        if upload_id is None:
+                            upload_id = await asyncio.to_thread(self._start_multipart, full)
+                        body = bytes(buffer[: self.part_size])
+                        del buffer[: self.part_size]
+                        number = len(parts) + 1
+                        parts.append(asyncio.create_task(
+                            asyncio.to_thread(self._upload_part, full, upload_id, number, body)))
+                        # Bound memory: at most `max_in_flight` parts on the wire at once.
+                        in_flight = [t for t in parts if not t.done()]
+                        if len(in_flight) >= self.max_in_flight:
+                            await in_flight[0]
             sha256 = check.finish()
             if upload_id is None:
                 await asyncio.to_thread(self._put_small, full, bytes(buffer), sha256)
