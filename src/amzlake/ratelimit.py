@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from amzlake.catalog.limits import RateLimit
 
@@ -56,3 +57,21 @@ class BucketSet:
             if bucket is None or bucket.limit != limit:
                 bucket = self._buckets[key] = TokenBucket(limit, self._now)
             return bucket.try_take()
+
+
+class SharedBudget(Protocol):
+    """Token buckets that several processes draw from at once, one per key.
+
+    In one process the clients' own buckets pace every call. On AWS each Lambda invocation is a
+    process of its own, and a Map runs many at once against the same (account, operation): their
+    calls must come out of one budget, Amazon's (aws/rate_budget.py keeps it in DynamoDB).
+    """
+
+    async def take(self, key: str, limit: RateLimit) -> float:
+        """Wait for a token of `key`'s bucket (refilled at `limit`) and take it; returns the
+        seconds waited. Raises ThrottledError rather than wait past the budget's patience."""
+        ...
+
+    async def drain(self, key: str) -> None:
+        """Empty `key`'s bucket: Amazon answered 429, so every process waits a token's time."""
+        ...

@@ -163,17 +163,42 @@ def test_access_log_bucket_is_private_and_expires_logs(synth: Synth) -> None:
     assert "AccessControl" not in props  # delivery by bucket policy, not the legacy ACL
 
 
-def test_ledger_and_transform_tables_have_pitr_and_the_key(synth: Synth) -> None:
+def test_tables_have_the_key_and_the_stateful_ones_pitr(synth: Synth) -> None:
     key = {"Fn::GetAtt": [synth.logical(synth.stack.key), "Arn"]}
-    synth.t.resource_count_is("AWS::DynamoDB::Table", 2)
-    for table in (synth.stack.ledger, synth.stack.transform_table):
+    synth.t.resource_count_is("AWS::DynamoDB::Table", 3)
+    for table in (synth.stack.ledger, synth.stack.transform_table, synth.stack.rate_table):
         props = synth.data["Resources"][synth.logical(table)]["Properties"]
-        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
         assert props["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS",
                                              "KMSMasterKeyId": key}
         assert props["BillingMode"] == "PAY_PER_REQUEST"
+        if table is not synth.stack.rate_table:
+            assert props["PointInTimeRecoverySpecification"] == {
+                "PointInTimeRecoveryEnabled": True}
     ledger = synth.data["Resources"][synth.logical(synth.stack.ledger)]["Properties"]
     assert ledger["KeySchema"] == [{"AttributeName": "slice_key", "KeyType": "HASH"}]
+    # The rate budget's items (aws/rate_budget.py): keyed by pk, expiring once idle.
+    rate = synth.data["Resources"][synth.logical(synth.stack.rate_table)]["Properties"]
+    from amzlake.aws import rate_budget
+
+    assert rate["KeySchema"] == [{"AttributeName": rate_budget.PARTITION_KEY, "KeyType": "HASH"}]
+    assert rate["TimeToLiveSpecification"] == {"AttributeName": rate_budget.TTL_ATTRIBUTE,
+                                               "Enabled": True}
+
+
+def test_steps_that_call_amazon_share_the_rate_budget(synth: Synth) -> None:
+    handlers = pytest.importorskip("amzlake.aws.handlers")
+    table = {"Ref": synth.logical(synth.stack.rate_table)}
+    for name in ("Plan", "CreateReport", "CheckReportStatus", "DownloadReport"):
+        fn = synth.data["Resources"][synth.logical(synth.stack.functions[name])]["Properties"]
+        assert fn["Environment"]["Variables"][handlers.ENV_RATE_TABLE] == table
+        role = synth.logical(synth.stack.functions[name].role)
+        policies = [p for p in synth.resources("AWS::IAM::Policy").values()
+                    if {"Ref": role} in p["Properties"]["Roles"]]
+        statements = [st for p in policies for st in p["Properties"]["PolicyDocument"]["Statement"]]
+        rate_arn = {"Fn::GetAtt": [synth.logical(synth.stack.rate_table), "Arn"]}
+        assert any(rate_arn in (st["Resource"] if isinstance(st["Resource"], list)
+                                else [st["Resource"]]) and "dynamodb:PutItem" in st["Action"]
+                   for st in statements), name
 
 
 def test_one_secret_per_lwa_app_with_no_value_in_the_template(synth: Synth) -> None:
@@ -606,7 +631,7 @@ def test_stack_sets_the_environment_the_handlers_read(synth: Synth) -> None:
 
     env = synth.data["Resources"][synth.logical(synth.stack.functions["UpdateMetadata"])][
         "Properties"]["Environment"]["Variables"]
-    assert {handlers.ENV_TRANSFORM_TABLE, handlers.ENV_RAW_KMS_KEY_ID,
+    assert {handlers.ENV_TRANSFORM_TABLE, handlers.ENV_RAW_KMS_KEY_ID, handlers.ENV_RATE_TABLE,
             config_source.ENV_CONFIG_JSON} == set(env)
     gate_key = synth.data["Resources"][synth.logical(synth.stack.transform_table)][
         "Properties"]["KeySchema"]

@@ -12,6 +12,7 @@ token); what was sent is read off boto3's own event hooks.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -143,7 +144,8 @@ def make_aws(moto_server: str, aws_env: None, monkeypatch: pytest.MonkeyPatch, t
     def build(faults: list[dict[str, Any]], **sections: Any) -> Aws:
         emu = make_emulator(token_lifetime=LONG_TOKENS, faults=faults)
         tag = uuid.uuid4().hex[:10]
-        names = {"bucket": f"raw-{tag}", "ledger": f"ledger-{tag}", "gate": f"gate-{tag}"}
+        names = {"bucket": f"raw-{tag}", "ledger": f"ledger-{tag}", "gate": f"gate-{tag}",
+                 "rate": f"rate-{tag}"}
         kms = boto3.client("kms")
         key_arn = kms.create_key(Description="amzlake test CMK")["KeyMetadata"]["Arn"]
         s3 = boto3.client("s3")
@@ -152,7 +154,8 @@ def make_aws(moto_server: str, aws_env: None, monkeypatch: pytest.MonkeyPatch, t
             "Rules": [{"ApplyServerSideEncryptionByDefault": {
                 "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn}, "BucketKeyEnabled": True}]})
         db = boto3.client("dynamodb")
-        for table, key in ((names["ledger"], "slice_key"), (names["gate"], "pk")):
+        for table, key in ((names["ledger"], "slice_key"), (names["gate"], "pk"),
+                           (names["rate"], "pk")):
             db.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
                             AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
                             KeySchema=[{"AttributeName": key, "KeyType": "HASH"}])
@@ -174,6 +177,7 @@ def make_aws(moto_server: str, aws_env: None, monkeypatch: pytest.MonkeyPatch, t
                          emu, tmp_path, secret, **sections)
         monkeypatch.setenv("AMZLAKE_CONFIG_JSON", json.dumps(config))
         monkeypatch.setenv("AMZLAKE_TRANSFORM_TABLE", names["gate"])
+        monkeypatch.setenv("AMZLAKE_RATE_TABLE", names["rate"])
         secrets = [creds["lwa"]["client_secret"], creds["ads"]["refresh_token"],
                    *(v["refresh_token"] for v in creds["vendor"])]
         return Aws(moto_server, emu, names["bucket"], key_arn, names["ledger"], names["gate"],
@@ -291,6 +295,11 @@ def test_a_whole_run_with_faults_then_the_transform_gate_and_sns(
     assert all(e.state is SliceState.DOWNLOADED for e in traffic if e not in fatal)
     assert all(e.state in (SliceState.DOWNLOADED, SliceState.EMPTY) for e in ads)
     assert all(e.lease_owner is None for e in entries.values())  # every lease given back
+    # Every call to Amazon also came out of the budget the invocations share (rate_budget.py).
+    buckets = aws.client("dynamodb").scan(TableName=os.environ["AMZLAKE_RATE_TABLE"])["Items"]
+    shared = {tuple(b["pk"]["S"].split("|")[1::2]) for b in buckets}  # (api, operation)
+    assert {("spapi", "createReport"), ("spapi", "getReport"), ("spapi", "getReportDocument"),
+            ("ads", "createAsyncReport"), ("ads", "getAsyncReport")} <= shared
 
     # -- summarize: the ledger's counts and the failure, and the same on SNS --------------------
     expected_counts: dict[str, int] = {}

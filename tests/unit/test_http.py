@@ -271,6 +271,42 @@ def test_buckets_are_per_account_and_operation() -> None:
     assert timer.sleeps == []
 
 
+class RecordingBudget:
+    """A shared budget that never waits long: records what it is asked, waits `wait` per take."""
+
+    def __init__(self, wait: float = 0.0) -> None:
+        self.wait = wait
+        self.taken: list[tuple[str, RateLimit]] = []
+        self.drained: list[str] = []
+
+    async def take(self, key: str, limit: RateLimit) -> float:
+        self.taken.append((key, limit))
+        return self.wait
+
+    async def drain(self, key: str) -> None:
+        self.drained.append(key)
+
+
+def test_every_call_also_takes_from_the_shared_budget_which_a_429_drains() -> None:
+    timer, budget = FakeTimer(), RecordingBudget(wait=0.25)
+    http = ApiHttp("spapi", base_url="https://api.test", limits={"getReport": RateLimit(2.0, 15)},
+                   error_parser=spapi_error, timer=timer, rng=FixedDraw(0.5),
+                   retry=RetryPolicy(max_attempts=5, base=1.0, cap=8.0, max_elapsed=1000.0),
+                   transport=scripted([quota(), ok()]), shared=budget)
+    run(lambda: http.call("getReport", "GET", "/r/1", account="A1"))
+    # Two attempts (a 429, then the answer): two tokens of the shared bucket of (account,
+    # operation), at the lane's rate, which the 429 halved for the second; one drain.
+    assert [key for key, _ in budget.taken] == ["spapi|A1|getReport"] * 2
+    assert [limit.rate for _, limit in budget.taken] == [2.0, 1.0]
+    assert budget.drained == ["spapi|A1|getReport"]
+    # Waits count both: 0.25 shared per take, and 0.5 locally (the emptied bucket refills at
+    # 1/s, and the 0.5 s backoff already gave it half a token).
+    assert http.stats()["spapi.getReport"].rate_wait == pytest.approx(0.25 + 0.5 + 0.25)
+    # Operations without a documented limit have no lane, locally or shared.
+    run(lambda: http.call("other", "GET", "/x", account="A1"))
+    assert len(budget.taken) == 2
+
+
 def test_concurrent_callers_share_one_bucket_in_order() -> None:
     timer = FakeTimer()
     http = make_http([ok()], timer=timer, limits={"createReport": RateLimit(0.5, 1)})

@@ -88,7 +88,7 @@ def test_a_body_that_is_not_gzip_stops_the_download_early() -> None:
 def test_a_flipped_byte_is_refused_by_the_crc() -> None:
     bad = bytearray(DOC)
     bad[len(DOC) // 2] ^= 0xFF
-    with pytest.raises(DocumentCorrupt, match="(?i)incorrect"):
+    with pytest.raises(DocumentCorrupt, match=r"(?i)incorrect"):
         asyncio.run(drain(Source(bytes(bad)), StreamCheck("k", None, GzipVerifier()),
                           backlog=2 * MIB))
 

@@ -18,7 +18,9 @@ Transform state machine (UpdateMetadata .waitForTaskToken -> Glue -> SNS), amzla
 
 Environment: AMZLAKE_CONFIG_JSON or AMZLAKE_CONFIG_S3 (the configuration, see config_source),
 AMZLAKE_TRANSFORM_TABLE (the gate's table, partition key `pk`), optionally
-AMZLAKE_RAW_KMS_KEY_ID (a KMS key every raw write names; else the bucket's default encryption).
+AMZLAKE_RAW_KMS_KEY_ID (a KMS key every raw write names; else the bucket's default encryption),
+AMZLAKE_RATE_TABLE (the rate budget the ingest steps share, aws/rate_budget.py; else each
+invocation paces only its own calls).
 AWS_ENDPOINT_URL points boto3 elsewhere (tests: a moto server). Errors the state machine
 retries are raised by class name: ThrottledError, RemoteError (and its RequestTimeout,
 OutcomeUnknown).
@@ -35,7 +37,9 @@ from typing import Any, TypeVar
 
 from amzlake.aws import ingest_steps
 from amzlake.aws.config_source import LAMBDA_BASE_DIR, load_lambda_config
+from amzlake.aws.rate_budget import DynamoBudget
 from amzlake.aws.transform_gate import SfnTaskTokens, TransformGate, data_document
+from amzlake.clock import ScaledClock
 from amzlake.config import AmzlakeConfig
 from amzlake.errors import ConfigError
 from amzlake.ingest.pipeline import ClientPool, Ingestion, clock_for
@@ -49,6 +53,8 @@ logging.getLogger("amzlake").setLevel(logging.INFO)  # Lambda leaves the root at
 
 ENV_TRANSFORM_TABLE = "AMZLAKE_TRANSFORM_TABLE"
 ENV_RAW_KMS_KEY_ID = "AMZLAKE_RAW_KMS_KEY_ID"
+ENV_RATE_TABLE = "AMZLAKE_RATE_TABLE"
+RATE_PATIENCE = 60.0  # real seconds a step may wait for a token of the shared budget
 
 T = TypeVar("T")
 
@@ -67,6 +73,21 @@ def _event_time(event: Mapping[str, Any]) -> datetime:
     return datetime.now(UTC)
 
 
+def _rate_budget(clock: ScaledClock, context: Any) -> DynamoBudget | None:
+    """The rate budget shared with the other invocations, when the stack names its table.
+
+    A step waits for a token at most until a minute before its Lambda timeout; a longer wait is
+    raised as ThrottledError and the state machine's Retry waits instead (without a Lambda).
+    """
+    table = os.environ.get(ENV_RATE_TABLE)
+    if not table:
+        return None
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    real = RATE_PATIENCE if remaining is None else min(RATE_PATIENCE, remaining() / 1000 - 60)
+    return DynamoBudget(table, patience=max(0.0, real) * clock.scale, scale=clock.scale,
+                        sleep=clock.sleep)
+
+
 def open_ingestion(config: AmzlakeConfig, context: Any) -> Ingestion:
     """The ingestion of one invocation: ledger (existing table), raw zone, clients, clock."""
     clock = clock_for(config)
@@ -77,7 +98,8 @@ def open_ingestion(config: AmzlakeConfig, context: Any) -> Ingestion:
         config, clock,
         open_ledger(config.storage.ledger_location, create_missing=False),
         open_store(config.storage.raw_location, **store_options),
-        ClientPool(config, credentials, clock), owner=_owner(context))
+        ClientPool(config, credentials, clock, shared=_rate_budget(clock, context)),
+        owner=_owner(context))
 
 
 def _ingest(context: Any, step: Callable[[Ingestion], Awaitable[T]]) -> T:

@@ -59,6 +59,7 @@ HANDLER_MODULE = "amzlake.aws.handlers"
 # Environment variables the handlers read besides the config (amzlake.aws.handlers).
 ENV_CONFIG_JSON = "AMZLAKE_CONFIG_JSON"
 ENV_TRANSFORM_TABLE = "AMZLAKE_TRANSFORM_TABLE"
+ENV_RATE_TABLE = "AMZLAKE_RATE_TABLE"
 # The raw zone's writes name the stack's key explicitly (the bucket default encrypts with it too).
 ENV_RAW_KMS_KEY_ID = "AMZLAKE_RAW_KMS_KEY_ID"
 # Sources whose documents start a transform (the raw zone's first key level; quarantine is not one).
@@ -367,6 +368,25 @@ class AmzlakeStack(Stack):
             partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
             **common,
         )
+        # The rate budget the ingest steps share (amzlake.aws.rate_budget): a few small items that
+        # expire once idle, rebuilt from nothing at any time, so neither kept nor backed up.
+        self.rate_table = dynamodb.Table(
+            self,
+            "RateBudget",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self.key,
+            time_to_live_attribute="expires",
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        _ack(
+            self.rate_table,
+            {
+                "AwsSolutions-DDB3": "Token buckets that refill by themselves: nothing to "
+                "recover to a point in time."
+            },
+        )
 
     def _secrets(self) -> None:
         self.secrets: list[secretsmanager.Secret] = []
@@ -464,6 +484,7 @@ class AmzlakeStack(Stack):
         env = {
             ENV_CONFIG_JSON: self.config_json(),
             ENV_TRANSFORM_TABLE: self.transform_table.table_name,
+            ENV_RATE_TABLE: self.rate_table.table_name,
             ENV_RAW_KMS_KEY_ID: self.key.key_arn,
         }
         for name, spec in FUNCTIONS.items():
@@ -509,6 +530,7 @@ class AmzlakeStack(Stack):
         for name in ("Plan", "CreateReport", "CheckReportStatus", "DownloadReport"):
             for secret in self.secrets:
                 secret.grant_read(self.functions[name])
+            self.rate_table.grant_read_write_data(self.functions[name])
         # Check reads a FATAL report's error document; Download writes the raw zone.
         # Raw is append-only (DESIGN invariant 2): read and put, never delete.
         for name in ("CheckReportStatus", "DownloadReport"):

@@ -25,6 +25,7 @@ from amzlake.ingest import states
 from amzlake.ingest.planner import PlannedSlice, ReportPlan, plan_backfill, plan_report
 from amzlake.ingest.runner import Listener, Runner, RunResult, RunSettings, merge, resumable
 from amzlake.ingest.states import SliceState
+from amzlake.ratelimit import SharedBudget
 from amzlake.secrets import CredentialChain
 from amzlake.slices import Account, Source
 from amzlake.sources.ads import AdsClient
@@ -57,6 +58,8 @@ class ClientPool:
     config: AmzlakeConfig
     credentials: CredentialChain
     clock: ScaledClock
+    # On AWS: the rate budget the concurrent Lambda invocations share (aws/rate_budget.py).
+    shared: SharedBudget | None = None
     _tokens: dict[tuple[str, str, str], LwaTokenProvider] = field(default_factory=dict)
     _ads: dict[tuple[str, str], AdsClient] = field(default_factory=dict)
     _spapi: dict[str, SpApiClient] = field(default_factory=dict)
@@ -86,7 +89,8 @@ class ClientPool:
             hosts = self.config.endpoints.hosts(region)
             tokens = self._token_provider(app, str(ads.refresh_token), hosts.ads_lwa)
             self._ads[key] = AdsClient(hosts.ads, self.config.lwa[app].client_id, tokens,
-                                       timer=ClockTimer(self.clock), timeouts=self._timeouts())
+                                       timer=ClockTimer(self.clock), timeouts=self._timeouts(),
+                                       shared=self.shared)
         return self._ads[key]
 
     def ads(self, account: Account) -> AdsClient:
@@ -104,7 +108,7 @@ class ClientPool:
                                           hosts.spapi_lwa)
             self._spapi[account.account_id] = SpApiClient(
                 hosts.spapi, tokens, account=account.account_id, timer=ClockTimer(self.clock),
-                timeouts=self._timeouts())
+                timeouts=self._timeouts(), shared=self.shared)
         return self._spapi[account.account_id]
 
     def stats(self) -> dict[str, int]:

@@ -20,6 +20,7 @@ import orjson
 
 from amzlake.catalog.limits import ADS_REPORTING_LIMITS, RateLimit
 from amzlake.errors import ApiRequestError, UnexpectedResponse
+from amzlake.ratelimit import SharedBudget
 from amzlake.slices import AdsReportSpec
 from amzlake.sources.answers import parse_status, parse_timestamp
 from amzlake.sources.http import (
@@ -190,13 +191,14 @@ class AdsClient:
         timer: Timer | None = None,
         rng: random.Random | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        shared: SharedBudget | None = None,
     ) -> None:
         self.client_id = client_id
         self.http = ApiHttp(
             "ads", base_url=base_url.rstrip("/"),
             limits=ADS_REPORTING_LIMITS if limits is None else limits,
             error_parser=ads_error, expired_statuses=(401,), retry=retry, timeouts=timeouts,
-            timer=timer, rng=rng, transport=transport,
+            timer=timer, rng=rng, transport=transport, shared=shared,
         )
         self._auth = TokenAuth(tokens, "Authorization", "Bearer ")
 

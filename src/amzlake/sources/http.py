@@ -6,7 +6,9 @@
   A bucket that was full starts refilling when the answer comes, not when the call left: Amazon's
   own bucket starts when the call arrives, and running ahead of it by a network latency earns a
   429 on the first call after a burst. A lone 429 at a rate Amazon's header confirmed is such a
-  phase error, not a lower limit: it empties the bucket but keeps the rate.
+  phase error, not a lower limit: it empties the bucket but keeps the rate. Where several
+  processes call for the same account (Lambda invocations), each call also takes a token from a
+  bucket they share (ratelimit.SharedBudget), and a 429 drains that one too.
 - Retries: 429, 5xx and transport errors, with exponential backoff and full jitter
   (sleep = uniform(0, min(cap, base * 2**n)), the AWS Architecture Blog's "Exponential Backoff And
   Jitter"), honouring `Retry-After`; a bounded number of attempts and a bounded time per call.
@@ -45,7 +47,7 @@ from amzlake.errors import (
     ThrottledError,
     UrlExpired,
 )
-from amzlake.ratelimit import TokenBucket
+from amzlake.ratelimit import SharedBudget, TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -225,11 +227,16 @@ def redact_url(url: str | httpx.URL) -> str:
 class Lane:
     """The token bucket of one (account, operation): waits for a token, adapts its rate."""
 
-    def __init__(self, limit: RateLimit, timer: Timer) -> None:
+    def __init__(self, limit: RateLimit, timer: Timer, *, shared: SharedBudget | None = None,
+                 shared_key: str = "") -> None:
         self.ceiling = limit.rate  # documented, or the last `x-amzn-RateLimit-Limit` seen
         self.confirmed = False  # whether Amazon's header named the ceiling
         self.bucket = TokenBucket(limit, timer.now)
         self._timer = timer
+        # Other processes calling the same (account, operation), if any: every call also takes a
+        # token from their common bucket, at the rate this lane has learnt.
+        self._shared = shared
+        self._shared_key = shared_key
         self._lock = asyncio.Lock()
         self._strikes = 0  # 429s since the last success
         self._reacted_at: float | None = None  # when the last 429 emptied the bucket
@@ -254,7 +261,14 @@ class Lane:
                 delay = self.bucket.wait_time()
                 waited += delay
                 await self._timer.sleep(delay)
+            if self._shared is not None:
+                waited += await self._shared.take(self._shared_key, self.bucket.limit)
         return Take(waited, self._timer.now(), full)
+
+    async def share_throttle(self) -> None:
+        """Tell the other processes of this lane that Amazon answered 429 (see `throttled`)."""
+        if self._shared is not None:
+            await self._shared.drain(self._shared_key)
 
     def answered(self, take: Take) -> None:
         """The call of `take` has its answer: a take from a full bucket refills from now on."""
@@ -390,8 +404,10 @@ class ApiHttp:
         rng: random.Random | None = None,
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        shared: SharedBudget | None = None,
     ) -> None:
         self.api = api
+        self.shared = shared
         self.limits = dict(limits or {})
         self.retry = retry or RetryPolicy()
         self.timeouts = timeouts or Timeouts()
@@ -426,7 +442,8 @@ class ApiHttp:
             return None
         key = (account, operation)
         if key not in self._lanes:
-            self._lanes[key] = Lane(limit, self.timer)
+            self._lanes[key] = Lane(limit, self.timer, shared=self.shared,
+                                    shared_key=f"{self.api}|{account}|{operation}")
         return self._lanes[key]
 
     # -- errors
@@ -539,6 +556,7 @@ class ApiHttp:
                     stat.throttled += 1
                     if lane is not None:
                         lane.throttled(take)
+                        await lane.share_throttle()
                 elif status >= 500:
                     stat.server_errors += 1
                 else:

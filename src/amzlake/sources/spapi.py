@@ -22,6 +22,7 @@ from amzlake import __version__
 from amzlake.catalog.limits import SPAPI_REPORTS_LIMITS, RateLimit
 from amzlake.catalog.vendor import DateRule, vendor_report_type
 from amzlake.errors import UnexpectedResponse
+from amzlake.ratelimit import SharedBudget
 from amzlake.slices import VendorReportSpec
 from amzlake.sources.answers import parse_status, parse_timestamp
 from amzlake.sources.http import (
@@ -186,6 +187,7 @@ class SpApiClient:
         timer: Timer | None = None,
         rng: random.Random | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        shared: SharedBudget | None = None,
         agent: str | None = None,
     ) -> None:
         self.account = account  # the rate-limit key: limits apply per selling partner + app
@@ -193,7 +195,7 @@ class SpApiClient:
             "spapi", base_url=base_url.rstrip("/"),
             limits=SPAPI_REPORTS_LIMITS if limits is None else limits,
             error_parser=spapi_error, expired_statuses=(403,), retry=retry, timeouts=timeouts,
-            timer=timer, rng=rng, transport=transport,
+            timer=timer, rng=rng, transport=transport, shared=shared,
             headers={"user-agent": agent or user_agent(), "Accept": "application/json"},
         )
         self._auth = TokenAuth(tokens, "x-amz-access-token")
