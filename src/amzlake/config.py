@@ -72,6 +72,7 @@ from amzlake.default_reports import (
 from amzlake.errors import ConfigError
 from amzlake.secrets import SecretRef, parse_ref
 from amzlake.slices import AdsReportSpec, VendorReportSpec
+from amzlake.sources.ads import report_request
 from amzlake.sources.hosts import (
     ADS_HOSTS,
     ADS_LWA_TOKEN_URLS,
@@ -355,22 +356,10 @@ class AdsReportConfig(_Section):
         if self.format not in rt.formats:
             raise _field_error("format", self.format, f"allowed: {_allowed(rt.formats)}")
         # The catalogue's own request check is the last word (anything the checks above missed).
-        spec = self.spec()
-        body = {
-            "startDate": _PROBE_DAY.isoformat(),
-            "endDate": _PROBE_DAY.isoformat(),
-            "configuration": {
-                "adProduct": spec.ad_product,
-                "reportTypeId": spec.report_type_id,
-                "groupBy": list(spec.group_by),
-                "columns": list(spec.columns),
-                "timeUnit": spec.time_unit,
-                "format": spec.format,
-                "filters": [{"field": f, "values": list(v)} for f, v in spec.filters] or None,
-            },
-        }
+        # It checks the very body the client will send.
         try:
-            validate_create_request(body, _PROBE_DAY)
+            validate_create_request(report_request(self.spec(), _PROBE_DAY, _PROBE_DAY),
+                                    _PROBE_DAY)
         except AdsRequestInvalid as e:
             field = _catalog_field(e.message)
             raise _field_error(field, getattr(self, field, None), e.message) from None

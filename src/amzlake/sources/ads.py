@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -24,6 +23,7 @@ from amzlake.ratelimit import SharedBudget
 from amzlake.slices import AdsReportSpec
 from amzlake.sources.answers import parse_status, parse_timestamp
 from amzlake.sources.http import (
+    ApiClient,
     ApiHttp,
     RetryPolicy,
     Timeouts,
@@ -176,7 +176,7 @@ def duplicate_report_id(detail: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-class AdsClient:
+class AdsClient(ApiClient):
     """Ads reporting v3 and profiles for one LWA app in one region."""
 
     def __init__(
@@ -201,16 +201,6 @@ class AdsClient:
             timer=timer, rng=rng, transport=transport, shared=shared,
         )
         self._auth = TokenAuth(tokens, "Authorization", "Bearer ")
-
-    async def __aenter__(self) -> AdsClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close connections."""
-        await self.http.aclose()
 
     def _headers(self, profile_id: int | str | None, accept: str,
                  content_type: str | None = None) -> dict[str, str]:
@@ -280,7 +270,3 @@ class AdsClient:
             account=str(profile_id), auth=self._auth,
             headers=self._headers(profile_id, DELETE_RESPONSE_TYPE),
         )
-
-    def download(self, url: str, *, chunk_size: int | None = None) -> AsyncIterator[bytes]:
-        """The report file's raw bytes (gzip, as served; no auth headers sent)."""
-        return self.http.stream("download", url, chunk_size=chunk_size)

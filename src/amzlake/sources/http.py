@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import httpx
 from pydantic import SecretStr
@@ -661,3 +661,24 @@ class ApiHttp:
 def _fields(error: ApiCallError) -> dict[str, Any]:
     return {"operation": error.operation, "status": error.status, "code": error.code,
             "amazon_message": error.amazon_message}
+
+
+class ApiClient:
+    """What the Ads and SP-API clients share: their ApiHttp, closing it, document downloads."""
+
+    http: ApiHttp
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close connections."""
+        await self.http.aclose()
+
+    def download(self, url: str, *, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        """A report document's raw bytes, as served at its presigned URL (gzip as stored, no
+        decompression, no auth headers: the URL's signature is the credential)."""
+        return self.http.stream("download", url, chunk_size=chunk_size)

@@ -26,6 +26,7 @@ from amzlake.ratelimit import SharedBudget
 from amzlake.slices import VendorReportSpec
 from amzlake.sources.answers import parse_status, parse_timestamp
 from amzlake.sources.http import (
+    ApiClient,
     ApiHttp,
     RetryPolicy,
     Timeouts,
@@ -172,7 +173,7 @@ def data_times(spec: VendorReportSpec, start: date | datetime | None,
     return out
 
 
-class SpApiClient:
+class SpApiClient(ApiClient):
     """The Reports API for one selling partner (one refresh token) in one region."""
 
     def __init__(
@@ -199,16 +200,6 @@ class SpApiClient:
             headers={"user-agent": agent or user_agent(), "Accept": "application/json"},
         )
         self._auth = TokenAuth(tokens, "x-amz-access-token")
-
-    async def __aenter__(self) -> SpApiClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close connections."""
-        await self.http.aclose()
 
     async def _call(self, operation: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return await self.http.call(operation, method, BASE_PATH + path, account=self.account,
@@ -283,9 +274,6 @@ class SpApiClient:
         return ReportDocument(str(body.get("reportDocumentId") or document_id), str(body["url"]),
                               None if compression is None else str(compression))
 
-    def download(self, url: str, *, chunk_size: int | None = None) -> AsyncIterator[bytes]:
-        """The document's raw bytes, as served (no decompression, no auth headers)."""
-        return self.http.stream("download", url, chunk_size=chunk_size)
 
 
 def _body(response: httpx.Response, operation: str) -> dict[str, Any]:
