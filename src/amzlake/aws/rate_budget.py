@@ -99,11 +99,15 @@ class DynamoBudget:
                 raise self._error("reading", key, exc) from exc
             now = self._now()
             tokens = float(limit.burst)
-            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+            condition: dict[str, Any] = {
+                "ConditionExpression": f"attribute_not_exists({PARTITION_KEY})"}
             if item is not None:
                 at = item["at"]["N"]
                 tokens = min(tokens, float(item["tokens"]["N"])
                              + max(0.0, now - float(at)) * limit.rate)
+                # A writer whose clock ran ahead of ours set `at`: never move it back, or the
+                # next reader would refill the same time twice.
+                now = max(now, float(at))
                 condition = {"ConditionExpression": "#at = :at",
                              "ExpressionAttributeNames": {"#at": "at"},
                              "ExpressionAttributeValues": {":at": {"N": at}}}
