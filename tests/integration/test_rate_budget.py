@@ -9,7 +9,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -53,6 +53,16 @@ class FakeTime:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+def in_processes(count: int, work: Callable[[], Awaitable[None]], timeout: float) -> None:
+    """Run `work` `count` times at once, each in its own thread and event loop, as separate
+    Lambda invocations (processes) would; wait for all."""
+    threads = [threading.Thread(target=lambda: asyncio.run(work())) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
 
 
 def test_a_bucket_gives_its_burst_then_one_token_per_interval_and_drains(table: str) -> None:
@@ -101,22 +111,14 @@ def test_concurrent_takers_never_spend_more_than_the_bucket_holds(table: str) ->
     lock = threading.Lock()
     start = time.time()
 
-    def taker() -> None:
+    async def taker() -> None:
         budget = DynamoBudget(table, patience=10.0)
+        while time.time() - start < seconds:
+            await budget.take("ads|P1|getAsyncReport", limit)
+            with lock:
+                taken.append(time.time())
 
-        async def go() -> None:
-            while time.time() - start < seconds:
-                await budget.take("ads|P1|getAsyncReport", limit)
-                with lock:
-                    taken.append(time.time())
-
-        asyncio.run(go())
-
-    threads = [threading.Thread(target=taker) for _ in range(takers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    in_processes(takers, taker, timeout=60)
     inside = [t for t in taken if t - start <= seconds]
     elapsed = max(inside) - start
     assert len(inside) <= limit.burst + limit.rate * elapsed + 1, (len(inside), elapsed)
@@ -158,22 +160,15 @@ def _fleet(emu: RunningEmulator, make_budget: Callable[[], DynamoBudget | None],
     report_id = asyncio.run(create())
     throttled: list[int] = []
 
-    def invocation() -> None:
-        async def go() -> None:
-            client = _client(emu, make_budget())
-            try:
-                await asyncio.gather(*(client.get_report(report_id) for _ in range(calls)))
-                throttled.append(int(client.http.stats()["spapi.getReport"].throttled))
-            finally:
-                await client.aclose()
+    async def invocation() -> None:
+        client = _client(emu, make_budget())
+        try:
+            await asyncio.gather(*(client.get_report(report_id) for _ in range(calls)))
+            throttled.append(int(client.http.stats()["spapi.getReport"].throttled))
+        finally:
+            await client.aclose()
 
-        asyncio.run(go())
-
-    threads = [threading.Thread(target=invocation) for _ in range(invocations)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    in_processes(invocations, invocation, timeout=120)
     assert len(throttled) == invocations  # every invocation got all its answers
     return sum(throttled)
 
