@@ -41,7 +41,7 @@ class ObjectInfo:
 
 
 class ChunkVerifier(Protocol):
-    """Sees every chunk of a body before it is stored; raises to refuse the body."""
+    """Sees every chunk of a body, in order, before the body is published; raises to refuse it."""
 
     def update(self, chunk: bytes) -> None:
         """Check one more chunk (raise DocumentCorrupt as soon as the stream is known bad)."""
