@@ -31,6 +31,7 @@ from tests.conftest import RunningEmulator, scenario_for_tests
 from tests.integration.ingest_helpers import emulator_config, run_once
 
 LONG_TOKENS = 10**7
+CSV_TYPES = {t for t, rt in ADS_REPORT_TYPES.items() if "CSV" in rt.formats}
 
 
 def context_of(e: LedgerEntry) -> SliceContext:
@@ -88,7 +89,9 @@ def _run_everything(emu: RunningEmulator, folder: Path) -> Landed:
     config, env = emulator_config(
         emu, folder,
         ads={"countries": ["US"], "lookback_days": 2,
-             "reports": [{"report_type": t} for t in ADS_REPORT_TYPES]},
+             # The gross-and-invalid-traffic reports in CSV, the other format they offer.
+             "reports": [{"report_type": t, **({"format": "CSV"} if t in CSV_TYPES else {})}
+                         for t in ADS_REPORT_TYPES]},
         vendor={"reports": vendor_reports, "brand_analytics": True, "lookback_days": 2},
     )
     result, ingestion, _ = run_once(emu, config, env)
@@ -119,6 +122,8 @@ def test_every_report_type_landed(landed: Landed) -> None:
     types = {(e.source, e.report_type) for e in entries}
     assert {t for s, t in types if s == "ads"} == set(ADS_REPORT_TYPES)
     assert {t for s, t in types if s == "vendor"} == set(VENDOR_REPORT_TYPES)
+    csv = {e.report_type for e in entries if e.source == "ads" and e.spec["format"] == "CSV"}
+    assert csv == CSV_TYPES and len(csv) == 3  # sp, sb and sd gross and invalids
 
 
 def test_ads_rows_and_sums_equal_the_truth(

@@ -206,3 +206,70 @@ def test_abandoning_a_document_stops_its_reader(monkeypatch: pytest.MonkeyPatch)
     batches.close()  # the gunzip worker thread is told to stop and joined
     import threading
     assert not [t for t in threading.enumerate() if t.name == "amzlake-gunzip" and t.is_alive()]
+
+
+# ---- CSV (the gross-and-invalid-traffic reports offer it) ------------------------------------
+
+
+def gi_context(fmt: str = "CSV") -> SliceContext:
+    return context(reportTypeId="spGrossAndInvalids", groupBy=["campaign"], format=fmt,
+                   columns=["date", "campaignName", "grossImpressions", "invalidClickThroughRate"])
+
+
+GI_ROWS = [
+    {"date": "2025-06-10", "campaignName": "Spring, \"big\" sale", "grossImpressions": 2**40,
+     "invalidClickThroughRate": 0.125, "newField": "007"},
+    {"date": "2025-06-11", "campaignName": "B", "grossImpressions": 0,
+     "invalidClickThroughRate": None, "newField": "x"},
+]
+
+
+def gi_csv(rows: list[dict[str, Any]]) -> io.BytesIO:
+    import csv
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
+    return gz(out.getvalue())
+
+
+def test_a_csv_document_gives_the_same_table_as_its_json() -> None:
+    from_csv, rows = read(gi_context("CSV"), gi_csv(GI_ROWS))
+    from_json, _ = read(gi_context("GZIP_JSON"), rows_doc(GI_ROWS))
+    assert rows.table == "ads_sp_gross_and_invalids_daily" and rows.rows == 2
+    assert from_csv.column("campaign_name").to_pylist() == ['Spring, "big" sale', "B"]
+    assert from_csv.column("gross_impressions").to_pylist() == [2**40, 0]
+    assert from_csv.column("invalid_click_through_rate").to_pylist() == [0.125, None]
+    assert from_csv.column("report_date").to_pylist() == [date(2025, 6, 10), date(2025, 6, 11)]
+    # A field the catalogue does not know: a new string column, its text as sent ("007").
+    assert from_csv.column("new_field").to_pylist() == ["007", "x"]
+    assert from_csv.schema == from_json.schema
+    # Every column alike, lineage included: the same identity, so switching the format of a
+    # report replaces its rows rather than adding a second copy.
+    assert from_csv.drop_columns(["new_field"]).equals(from_json.drop_columns(["new_field"]))
+
+
+def test_a_csv_document_in_many_blocks_keeps_every_row() -> None:
+    many = [{"date": f"2025-06-1{i % 2}", "campaignName": f"c{i}", "grossImpressions": i,
+             "invalidClickThroughRate": i / 1000} for i in range(60_000)]
+    table, rows = read(gi_context(), gi_csv(many))
+    assert rows.rows == table.num_rows == 60_000
+    assert sum(table.column("gross_impressions").to_pylist()) == sum(range(60_000))
+
+
+@pytest.mark.parametrize(("raw", "reason"), [
+    (b"", "empty: expected a CSV header"),
+    (b"date,date\n2025-06-10,2025-06-10\n", "empty or repeated names"),
+    (b"date,grossImpressions\n2025-06-10,many\n", "bad CSV after row 0"),
+    (b"date,grossImpressions\n2025-06-10,1,2\n", "bad CSV"),
+], ids=["empty", "repeated names", "not a number", "extra cell"])
+def test_unparseable_csv_documents_say_why(raw: bytes, reason: str) -> None:
+    with pytest.raises(DocumentUnparseable, match=reason):
+        read(gi_context(), gz(raw))
+
+
+def test_a_truncated_csv_document_is_refused() -> None:
+    body = gzip.compress(gi_csv(GI_ROWS * 2000).getvalue())
+    with pytest.raises(DocumentUnparseable, match="truncated"):
+        read(gi_context(), io.BytesIO(body[: len(body) // 2]))

@@ -1,4 +1,5 @@
-"""Ads report documents (one GZIP JSON array of flat objects) to typed Arrow record batches.
+"""Ads report documents (one GZIP JSON array of flat objects, or gzip CSV for the reports that
+offer it) to typed Arrow record batches.
 
 Fast path: the array is cut into runs of whole rows of about 4 MB; a run becomes
 newline-delimited JSON by replacing its `},{` separators and is read by pyarrow's C++ JSON reader
@@ -10,6 +11,7 @@ or names the row and value that cannot be converted. Memory holds one run at a t
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Iterator
 from datetime import date
@@ -18,12 +20,14 @@ from typing import Any, BinaryIO
 import ijson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 import pyarrow.json as pj
 
-from amzlake.catalog.ads import ADS_REPORT_TYPES, FORMAT_GZIP_JSON, TimeUnit
+from amzlake.catalog.ads import ADS_REPORT_TYPES, FORMAT_CSV, FORMAT_GZIP_JSON, TimeUnit
 from amzlake.errors import DocumentUnparseable
 from amzlake.transform.jsonstream import (
     CHUNK_BYTES,
+    MAX_ROW_BYTES,
     GzipReader,
     array_chunks,
     arrow_pool,
@@ -35,6 +39,7 @@ from amzlake.transform.jsonstream import (
     is_incomplete,
     open_array,
     prefetched,
+    snippet,
     to_arrow,
 )
 from amzlake.transform.model import Footprint, ParsedDocument, SliceContext, TableRows
@@ -126,6 +131,34 @@ class _AdsParser:
                     yield batch
         finally:
             runs.close()  # stops the gunzip worker if the reader stops early
+
+    def csv_batches(self, header: tuple[list[str], bytes]) -> Iterator[pa.RecordBatch]:
+        """The rows of a CSV document (the gross-and-invalid-traffic reports may be asked for in
+        CSV), read by pyarrow's streaming CSV reader with the catalogue's types; a field the
+        catalogue does not know becomes a new string column, its text kept as sent."""
+        names, head = header
+        for name in names:
+            if name not in self.columns.raw:
+                self.columns.add(name, pa.string())
+        known = {n: self.columns.raw[n] for n in names}
+        try:
+            rows = pcsv.open_csv(
+                pa.PythonFile(_Replayed(head, self.reader), mode="r"),
+                read_options=pcsv.ReadOptions(block_size=1 << 20),
+                convert_options=pcsv.ConvertOptions(column_types=known, strings_can_be_null=True),
+                memory_pool=arrow_pool(),
+            )
+            for batch in rows:
+                raw = pa.Table.from_batches([batch])
+                out = self._finish(raw)
+                self.rows += out.num_rows
+                if self.table is not None:
+                    self.table.rows = self.rows
+                    self.table.schema = self.columns.schema
+                if out.num_rows:
+                    yield out
+        except pa.ArrowInvalid as exc:
+            raise DocumentUnparseable(f"bad CSV after row {self.rows:,}: {exc}") from None
 
     def _fast(self, nd: bytes) -> pa.Table | None:
         """The run (as newline-delimited JSON) read by pyarrow, or None when it must be read
@@ -245,6 +278,50 @@ class _AdsParser:
         return arr
 
 
+def _csv_header(reader: GzipReader) -> tuple[list[str], bytes]:
+    """(field names of the header line, the bytes read so far): the first line of a CSV
+    document, which names its columns as Amazon's fields."""
+    head = b""
+    while b"\n" not in head:
+        more = reader.read(64 << 10)
+        if not more:
+            break
+        head += more
+        if len(head) > MAX_ROW_BYTES:
+            raise DocumentUnparseable("the CSV header line never ends")
+    line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    if not line.strip():
+        raise DocumentUnparseable("the document is empty: expected a CSV header of report fields")
+    try:
+        names = next(csv.reader([line.decode("utf-8")]))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DocumentUnparseable(f"the CSV header is not readable: {exc}") from None
+    if len(set(names)) != len(names) or not all(names):
+        raise DocumentUnparseable(f"the CSV header {snippet(line)} has empty or repeated names")
+    return names, head
+
+
+class _Replayed(io.RawIOBase):
+    """`head`, then the rest of `reader`: a stream pyarrow reads after the header was peeked."""
+
+    def __init__(self, head: bytes, reader: GzipReader) -> None:
+        self._head = memoryview(head)
+        self._reader = reader
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._reader.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
 def _lined(runs: Iterator[tuple[bytes, bytes, bool]]) -> Iterator[tuple[bytes, bool, bytes, bool]]:
     """(text, is_lines, separator, is_last): each run as newline-delimited JSON where it can be,
     else as it came (only one copy of a run is kept)."""
@@ -288,15 +365,20 @@ def parse_ads(context: SliceContext, stream: BinaryIO) -> ParsedDocument:
         raise DocumentUnparseable(
             f"unknown Ads report type {rt!r}: the catalogue has no schema for it")
     fmt = spec.get("format", FORMAT_GZIP_JSON)
-    if fmt != FORMAT_GZIP_JSON:
+    if fmt not in (FORMAT_GZIP_JSON, FORMAT_CSV):
         raise DocumentUnparseable(
-            f"Ads documents in format {fmt} are not supported; ask for GZIP_JSON")
+            f"Ads documents in format {fmt} are not supported; ask for GZIP_JSON or CSV")
     reader = GzipReader(stream)
-    parser = _AdsParser(context, reader, open_array(reader))
+    if fmt == FORMAT_CSV:
+        parser = _AdsParser(context, reader, b"")
+        batches = parser.csv_batches(_csv_header(reader))
+    else:
+        parser = _AdsParser(context, reader, open_array(reader))
+        batches = parser.batches()
     table = TableRows(
         table=ads_table_name(rt, parser.time_unit),
         schema=parser.columns.schema,
-        batches=parser.batches(),
+        batches=batches,
         footprint=footprint(context),
     )
     parser.table = table

@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from amzlake.catalog.ads import FORMAT_GZIP_JSON
+
 # Lineage and replacement columns on every curated row, first in every table.
 LINEAGE_FIELDS: tuple[pa.Field, ...] = (
     pa.field("report_date", pa.date32(), nullable=False),  # the partition day of the row
@@ -34,11 +36,15 @@ def identity_key(source: str, spec: dict[str, Any], marketplace_id: str | None =
     its marketplace.
 
     Columns are the shape of a report, not which rows it holds: adding a column to the config must
-    replace yesterday's rows, not sit beside them. Ads: type, groupBy, timeUnit, filters; vendor:
-    type and options. The marketplace tells apart one vendor selling partner's marketplaces (an
-    Ads profile is one marketplace already).
+    replace yesterday's rows, not sit beside them; so is the format. Ads: type, ad product, groupBy,
+    timeUnit, filters; vendor: type and options. The marketplace tells apart one vendor selling
+    partner's marketplaces (an Ads profile is one marketplace already).
     """
     ident = {k: v for k, v in spec.items() if k != "columns"}
+    if "format" in ident:
+        # The format is how a document is encoded, not which rows it holds: a CSV report replaces
+        # its JSON twin. Every format counts as the default, so identities stay what they were.
+        ident["format"] = FORMAT_GZIP_JSON
     blob = orjson.dumps({"source": source, "spec": ident, "marketplace": marketplace_id},
                         option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(blob).hexdigest()[:16]
