@@ -140,6 +140,8 @@ def make_aws(moto_server: str, aws_env: None, monkeypatch: pytest.MonkeyPatch, t
              make_emulator: Callable[..., RunningEmulator]) -> Iterator[Callable[..., Aws]]:
     """Builds the AWS side of a deployment on the moto server for an emulator with `faults`."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    # A fresh "container" per test: no access token of an earlier test's emulator.
+    monkeypatch.setattr(handlers, "_WARM_TOKENS", {})
 
     def build(faults: list[dict[str, Any]], **sections: Any) -> Aws:
         emu = make_emulator(token_lifetime=LONG_TOKENS, faults=faults)
@@ -318,6 +320,10 @@ def test_a_whole_run_with_faults_then_the_transform_gate_and_sns(
     assert fired == {"throttle": 10, "cancelled": 1, "fatal": 1, "truncate": 1}
     calls = _calls(aws.emu)
     assert calls["duplicate_creates"] == 0 and calls["distinct_requests"] == len(entries)
+    # The steps' invocations hand their access tokens on (this process is one warm container):
+    # one grant per refresh token (Ads, the vendor account), not one per invocation.
+    invocations = 2 + sum(1 + r.get("polls", 0) for r in results)
+    assert calls["calls"]["lwa.token"] == 2 < invocations
 
     # -- S3: one verified object per downloaded slice (the truncated one was not kept), SSE-KMS --
     s3 = aws.client("s3")

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from amzlake.errors import AuthError, RemoteError
 from amzlake.sources.http import ApiHttp, RetryPolicy, TokenAuth, lwa_error, spapi_error
-from amzlake.sources.lwa import LwaTokenProvider
+from amzlake.sources.lwa import LwaTokenProvider, TokenCache
 
 CLIENT_ID = "amzn1.application-oa2-client.0123456789abcdefWXYZ"
 CLIENT_SECRET = "amzn1.oa2-cs.v1.very-secret-client-secret"
@@ -53,11 +53,12 @@ class Lwa:
                                          "expires_in": self.expires_in})
 
 
-def provider(lwa: Lwa, timer: FakeTimer, margin: float = 60.0) -> LwaTokenProvider:
+def provider(lwa: Lwa, timer: FakeTimer, margin: float = 60.0,
+             cache: TokenCache | None = None) -> LwaTokenProvider:
     http = ApiHttp("lwa", error_parser=lwa_error, timer=timer, transport=httpx.MockTransport(lwa),
                    retry=RetryPolicy(max_attempts=3, base=1.0, cap=4.0))
     return LwaTokenProvider(TOKEN_URL, CLIENT_ID, SecretStr(CLIENT_SECRET),
-                            SecretStr(REFRESH_TOKEN), margin=margin, http=http)
+                            SecretStr(REFRESH_TOKEN), margin=margin, http=http, cache=cache)
 
 
 def run(coro: Any) -> Any:
@@ -196,3 +197,34 @@ def test_lwa_outage_that_lasts_is_a_remote_error_without_secrets() -> None:
         run(provider(lwa, timer).token())
     assert "server_error" in str(info.value) and "...WXYZ" in str(info.value)
     assert CLIENT_SECRET not in str(info.value)
+
+
+def test_a_token_cache_hands_the_token_on_to_later_providers_until_it_is_due() -> None:
+    lwa, wall = Lwa(), [1000.0]
+    cache = TokenCache({}, now=lambda: wall[0])
+    # Each provider is a new invocation: its own timer starting at 0, the same cache.
+    first = run(provider(lwa, FakeTimer(), cache=cache).token())
+    assert first.get_secret_value() == "Atza|1"
+    wall[0] += 3000
+    later = provider(lwa, FakeTimer(), cache=cache)
+    assert run(later.token()).get_secret_value() == "Atza|1" and lwa.issued == 1
+    # A provider keeps a cached token only as long as it was good: 3540 s after the grant
+    # (an hour less the 60 s margin), 540 s after it was handed on here.
+    later_timer = FakeTimer()
+    kept = provider(lwa, later_timer, cache=cache)
+    run(kept.token())
+    later_timer.t, wall[0] = 539, wall[0] + 539
+    assert run(kept.token()).get_secret_value() == "Atza|1"
+    later_timer.t, wall[0] = 541, wall[0] + 2
+    assert run(kept.token()).get_secret_value() == "Atza|2"
+    # ... and the next invocation gets the new one from the cache.
+    assert run(provider(lwa, FakeTimer(), cache=cache).token()).get_secret_value() == "Atza|2"
+    # An API refused the token: the refresh replaces it in the cache for everyone after.
+    refused = provider(lwa, FakeTimer(), cache=cache)
+    stale = run(refused.token())
+    assert run(refused.refresh(stale)).get_secret_value() == "Atza|3"
+    assert run(provider(lwa, FakeTimer(), cache=cache).token()).get_secret_value() == "Atza|3"
+    assert lwa.issued == 3
+    # Keyed by digest: no secret is a key.
+    assert not any(REFRESH_TOKEN in k or CLIENT_SECRET in k for k in cache.entries)
+

@@ -31,9 +31,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+
+from pydantic import SecretStr
 
 from amzlake.aws import ingest_steps
 from amzlake.aws.config_source import LAMBDA_BASE_DIR, load_lambda_config
@@ -45,6 +48,7 @@ from amzlake.errors import ConfigError
 from amzlake.ingest.pipeline import ClientPool, Ingestion, clock_for
 from amzlake.notify import NotifyError, SnsNotifier
 from amzlake.secrets import CredentialChain
+from amzlake.sources.lwa import TokenCache
 from amzlake.storage.ledger import open_ledger
 from amzlake.storage.objects import open_store
 
@@ -88,9 +92,16 @@ def _rate_budget(clock: ScaledClock, context: Any) -> DynamoBudget | None:
                         sleep=clock.sleep)
 
 
+# Access tokens this container's earlier invocations got (LWA tokens last an hour, a step takes
+# seconds): kept in memory only, never written anywhere. The one state handlers keep between
+# invocations, by design of the Lambda runtime, which reuses a warm process.
+_WARM_TOKENS: dict[str, tuple[SecretStr, float]] = {}
+
+
 def open_ingestion(config: AmzlakeConfig, context: Any) -> Ingestion:
     """The ingestion of one invocation: ledger (existing table), raw zone, clients, clock."""
     clock = clock_for(config)
+    tokens = TokenCache(_WARM_TOKENS, now=lambda: time.time() * clock.scale)
     credentials = CredentialChain.default(base_dir=LAMBDA_BASE_DIR)
     kms_key = os.environ.get(ENV_RAW_KMS_KEY_ID)
     store_options = {"sse_kms_key_id": kms_key} if kms_key else {}
@@ -98,7 +109,8 @@ def open_ingestion(config: AmzlakeConfig, context: Any) -> Ingestion:
         config, clock,
         open_ledger(config.storage.ledger_location, create_missing=False),
         open_store(config.storage.raw_location, **store_options),
-        ClientPool(config, credentials, clock, shared=_rate_budget(clock, context)),
+        ClientPool(config, credentials, clock, shared=_rate_budget(clock, context),
+                   token_cache=tokens),
         owner=_owner(context))
 
 

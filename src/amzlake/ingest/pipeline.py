@@ -30,7 +30,7 @@ from amzlake.secrets import CredentialChain
 from amzlake.slices import Account, Source
 from amzlake.sources.ads import AdsClient
 from amzlake.sources.http import Timeouts
-from amzlake.sources.lwa import LwaTokenProvider
+from amzlake.sources.lwa import LwaTokenProvider, TokenCache
 from amzlake.sources.spapi import SpApiClient
 from amzlake.storage.ledger import Ledger, LedgerEntry, open_ledger
 from amzlake.storage.objects import ObjectStore, open_store
@@ -60,6 +60,8 @@ class ClientPool:
     clock: ScaledClock
     # On AWS: the rate budget the concurrent Lambda invocations share (aws/rate_budget.py).
     shared: SharedBudget | None = None
+    # On AWS: access tokens the invocations of one Lambda container hand on (sources/lwa.py).
+    token_cache: TokenCache | None = None
     _tokens: dict[tuple[str, str, str], LwaTokenProvider] = field(default_factory=dict)
     _ads: dict[tuple[str, str], AdsClient] = field(default_factory=dict)
     _spapi: dict[str, SpApiClient] = field(default_factory=dict)
@@ -75,7 +77,7 @@ class ClientPool:
             self._tokens[key] = LwaTokenProvider(
                 token_url, lwa.client_id, self.credentials.resolve(str(lwa.client_secret)),
                 self.credentials.resolve(refresh_ref), timer=ClockTimer(self.clock),
-                timeouts=self._timeouts(),
+                timeouts=self._timeouts(), cache=self.token_cache,
             )
         return self._tokens[key]
 

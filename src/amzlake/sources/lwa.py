@@ -3,13 +3,17 @@
 The refresh_token grant is a form POST to the region's token URL (ads-facts §1, spapi-facts §2);
 tokens live an hour (`expires_in`). Amazon's own sample client caches a token until shortly
 before `expires_in` runs out; we do the same with a margin, and refresh once more when an API
-says the token has expired (Ads 401, SP-API 403). Concurrent callers share one refresh.
+says the token has expired (Ads 401, SP-API 403). Concurrent callers share one refresh; a
+TokenCache lets the short-lived providers of one process (Lambda invocations) share the token too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import SecretStr
@@ -29,6 +33,43 @@ def client_id_hint(client_id: str) -> str:
     return f"...{client_id[-4:]}" if client_id else "(none)"
 
 
+@dataclass
+class TokenCache:
+    """Access tokens kept beyond one provider's life: a Lambda container's next invocations make
+    new clients, and this spares each of them a grant while the last token is still good.
+
+    `entries` outlives the cache object (the caller keeps it: one dict per process); `now` is a
+    clock every user of `entries` shares (wall-clock seconds, times the run's time scale).
+    Keys are digests, so no refresh token is ever a key in memory dumps or logs.
+    """
+
+    entries: dict[str, tuple[SecretStr, float]]
+    now: Callable[[], float]
+
+    @staticmethod
+    def key(token_url: str, client_id: str, refresh_token: SecretStr) -> str:
+        blob = "\0".join((token_url, client_id, refresh_token.get_secret_value()))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def get(self, key: str) -> tuple[SecretStr, float] | None:
+        """(token, seconds it stays good) for `key`, if it is still good."""
+        entry = self.entries.get(key)
+        if entry is None:
+            return None
+        left = entry[1] - self.now()
+        return (entry[0], left) if left > 0 else None
+
+    def put(self, key: str, token: SecretStr, good_for: float) -> None:
+        self.entries[key] = (token, self.now() + good_for)
+
+    def forget(self, key: str, stale: SecretStr | None) -> None:
+        """Drop `key`'s token if it is `stale` (an API refused it), or whatever it is if None."""
+        entry = self.entries.get(key)
+        if entry is not None and (stale is None or entry[0].get_secret_value()
+                                  == stale.get_secret_value()):
+            del self.entries[key]
+
+
 class LwaTokenProvider:
     """Access tokens for one LWA app + refresh token; safe to share between concurrent callers."""
 
@@ -44,6 +85,7 @@ class LwaTokenProvider:
         timer: Timer | None = None,
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
+        cache: TokenCache | None = None,
     ) -> None:
         self.token_url = token_url
         self.client_id = client_id
@@ -61,6 +103,8 @@ class LwaTokenProvider:
         self._refresh_at = float("-inf")
         self._lock = asyncio.Lock()
         self.fetches = 0  # token grants asked of LWA
+        self._cache = cache
+        self._cache_key = TokenCache.key(token_url, client_id, refresh_token) if cache else ""
 
     def __repr__(self) -> str:
         hint = client_id_hint(self.client_id)
@@ -83,6 +127,11 @@ class LwaTokenProvider:
             if self._fresh():
                 assert self._token is not None
                 return self._token
+            cached = self._cache.get(self._cache_key) if self._cache else None
+            if cached is not None:
+                self._token, good_for = cached
+                self._refresh_at = self._timer.now() + good_for
+                return self._token
             return await self._fetch()
 
     async def refresh(self, stale: SecretStr | None = None) -> SecretStr:
@@ -93,6 +142,8 @@ class LwaTokenProvider:
             if (current is not None and stale is not None and self._fresh()
                     and current.get_secret_value() != stale.get_secret_value()):
                 return current
+            if self._cache is not None:
+                self._cache.forget(self._cache_key, stale)
             return await self._fetch()
 
     def _scrub(self, text: str) -> str:
@@ -141,5 +192,7 @@ class LwaTokenProvider:
         margin = min(self.margin, expires_in / 4)
         self._token = SecretStr(str(body["access_token"]))
         self._refresh_at = self._timer.now() + expires_in - margin
+        if self._cache is not None:
+            self._cache.put(self._cache_key, self._token, expires_in - margin)
         log.debug("%s: new access token valid for %.0fs", who, expires_in)
         return self._token
