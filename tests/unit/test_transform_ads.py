@@ -217,7 +217,7 @@ def gi_context(fmt: str = "CSV") -> SliceContext:
 
 
 GI_ROWS = [
-    {"date": "2025-06-10", "campaignName": "Spring, \"big\" sale", "grossImpressions": 2**40,
+    {"date": "2025-06-10", "campaignName": "Spring, \"big\"\nsale", "grossImpressions": 2**40,
      "invalidClickThroughRate": 0.125, "newField": "007"},
     {"date": "2025-06-11", "campaignName": "B", "grossImpressions": 0,
      "invalidClickThroughRate": None, "newField": "x"},
@@ -238,7 +238,7 @@ def test_a_csv_document_gives_the_same_table_as_its_json() -> None:
     from_csv, rows = read(gi_context("CSV"), gi_csv(GI_ROWS))
     from_json, _ = read(gi_context("GZIP_JSON"), rows_doc(GI_ROWS))
     assert rows.table == "ads_sp_gross_and_invalids_daily" and rows.rows == 2
-    assert from_csv.column("campaign_name").to_pylist() == ['Spring, "big" sale', "B"]
+    assert from_csv.column("campaign_name").to_pylist() == ['Spring, "big"\nsale', "B"]
     assert from_csv.column("gross_impressions").to_pylist() == [2**40, 0]
     assert from_csv.column("invalid_click_through_rate").to_pylist() == [0.125, None]
     assert from_csv.column("report_date").to_pylist() == [date(2025, 6, 10), date(2025, 6, 11)]
@@ -251,11 +251,13 @@ def test_a_csv_document_gives_the_same_table_as_its_json() -> None:
 
 
 def test_a_csv_document_in_many_blocks_keeps_every_row() -> None:
-    many = [{"date": f"2025-06-1{i % 2}", "campaignName": f"c{i}", "grossImpressions": i,
+    # Names with line breaks (quoted), so some fall on the reader's block boundaries.
+    many = [{"date": f"2025-06-1{i % 2}", "campaignName": f"c{i}\nline 2", "grossImpressions": i,
              "invalidClickThroughRate": i / 1000} for i in range(60_000)]
     table, rows = read(gi_context(), gi_csv(many))
     assert rows.rows == table.num_rows == 60_000
     assert sum(table.column("gross_impressions").to_pylist()) == sum(range(60_000))
+    assert table.column("campaign_name").to_pylist() == [r["campaignName"] for r in many]
 
 
 @pytest.mark.parametrize(("raw", "reason"), [

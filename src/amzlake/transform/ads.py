@@ -145,6 +145,8 @@ class _AdsParser:
             rows = pcsv.open_csv(
                 pa.PythonFile(_Replayed(head, self.reader), mode="r"),
                 read_options=pcsv.ReadOptions(block_size=1 << 20),
+                # A quoted name may hold a line break; the reader must not cut the row there.
+                parse_options=pcsv.ParseOptions(newlines_in_values=True),
                 convert_options=pcsv.ConvertOptions(column_types=known, strings_can_be_null=True),
                 memory_pool=arrow_pool(),
             )
