@@ -9,6 +9,10 @@ from typing import Protocol
 
 from amzlake.catalog.limits import RateLimit
 
+# A token short of 1 by float rounding only (a wait of (1 - t) / rate refills t to 0.99999...)
+# counts as whole; else a waiter could sleep ever smaller slices of a second and never take it.
+_WHOLE = 1.0 - 1e-9
+
 
 @dataclass
 class TokenBucket:
@@ -31,15 +35,15 @@ class TokenBucket:
     def try_take(self) -> bool:
         """Take one token if there is one; returns whether the call may proceed."""
         self._refill()
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        if self.tokens >= _WHOLE:
+            self.tokens = max(0.0, self.tokens - 1.0)
             return True
         return False
 
     def wait_time(self) -> float:
         """Seconds (of `now()` time) until a token is available; 0 when one is."""
         self._refill()
-        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.limit.rate
+        return 0.0 if self.tokens >= _WHOLE else (1.0 - self.tokens) / self.limit.rate
 
 
 class BucketSet:

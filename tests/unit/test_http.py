@@ -353,12 +353,20 @@ def test_a_429_slows_the_bucket_down_then_it_recovers() -> None:
     assert timer.sleeps == [0.0, pytest.approx(2.0)]
     assert lane.rate == pytest.approx(0.75)
 
-    async def more() -> None:
-        for _ in range(3):
+    async def more(calls: int) -> None:
+        for _ in range(calls):
             await http.call("createReport", "POST", "/reports", account="A", json={})
 
-    run(more)
-    assert lane.rate == pytest.approx(1.0)
+    # Fast back to 90% of the refused rate, then 1% of the ceiling per success: going straight
+    # back to where Amazon refused would earn the next 429 a few calls later.
+    run(lambda: more(1))
+    assert lane.rate == pytest.approx(0.9)
+    run(lambda: more(2))
+    assert lane.rate == pytest.approx(0.92)
+    run(lambda: more(8))
+    assert lane.rate == pytest.approx(1.0) and lane.target == pytest.approx(1.0)
+    run(lambda: more(2))
+    assert lane.rate == pytest.approx(1.0)  # never past the ceiling
 
 
 def test_429s_of_calls_in_flight_together_slow_the_lane_once() -> None:

@@ -224,6 +224,12 @@ def redact_url(url: str | httpx.URL) -> str:
 # ---- Rate limiting ------------------------------------------------------------------------------
 
 
+# After a 429 slowed a lane, it recovers fast to this share of the rate that was refused, then
+# probes upward by PROBE_STEP of the ceiling per successful call.
+TARGET_BELOW_REFUSED = 0.9
+PROBE_STEP = 0.01
+
+
 class Lane:
     """The token bucket of one (account, operation): waits for a token, adapts its rate."""
 
@@ -239,6 +245,10 @@ class Lane:
         self._shared_key = shared_key
         self._lock = asyncio.Lock()
         self._strikes = 0  # 429s since the last success
+        # Where recovery after a slowdown heads: just below the rate Amazon refused, then
+        # slowly up again (its limits can rise back). Going straight back to the refused rate
+        # would only earn the next 429 a few calls later.
+        self.target = limit.rate
         self._reacted_at: float | None = None  # when the last 429 emptied the bucket
 
     @property
@@ -298,15 +308,20 @@ class Lane:
             return
         recovered = self.rate >= self.ceiling
         self.ceiling = rate
+        self.target = rate  # Amazon's own figure supersedes what 429s taught us
         # Follow Amazon's figure, unless we are still slowed down by a 429 below it.
         if recovered or self.rate > rate:
             self._set_rate(rate)
 
     def succeeded(self) -> None:
-        """Recover towards the ceiling after a throttle: a quarter of it per successful call."""
+        """Recover after a throttle: a quarter of the ceiling per successful call up to the
+        target (just below the refused rate), then 1% of the ceiling per call up to it."""
         self._strikes = 0
-        if self.rate < self.ceiling:
-            self._set_rate(min(self.ceiling, self.rate + self.ceiling / 4))
+        if self.rate < self.target:
+            self._set_rate(min(self.target, self.rate + self.ceiling / 4))
+        elif self.target < self.ceiling:
+            self.target = min(self.ceiling, self.target + self.ceiling * PROBE_STEP)
+            self._set_rate(self.target)
         elif self.rate > self.ceiling:
             self._set_rate(self.ceiling)
 
@@ -322,7 +337,9 @@ class Lane:
             return
         self._strikes += 1
         if not (self.confirmed and self._strikes == 1 and self.rate >= self.ceiling):
-            self._set_rate(max(self.ceiling / 16, self.rate / 2))
+            floor = self.ceiling / 16
+            self.target = max(floor, self.rate * TARGET_BELOW_REFUSED)
+            self._set_rate(max(floor, self.rate / 2))
         self.bucket.wait_time()  # refill up to now, so the emptying below dates from now
         self.bucket.tokens = 0.0
         self._reacted_at = self._timer.now()
