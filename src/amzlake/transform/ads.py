@@ -122,13 +122,7 @@ class _AdsParser:
                         carry = exact + sep  # join it with the next run
                         continue
                 carry = b""
-                batch = self._finish(raw)
-                self.rows += batch.num_rows
-                if self.table is not None:
-                    self.table.rows = self.rows
-                    self.table.schema = self.columns.schema
-                if batch.num_rows:
-                    yield batch
+                yield from self._counted(self._finish(raw))
         finally:
             runs.close()  # stops the gunzip worker if the reader stops early
 
@@ -151,16 +145,18 @@ class _AdsParser:
                 memory_pool=arrow_pool(),
             )
             for batch in rows:
-                raw = pa.Table.from_batches([batch])
-                out = self._finish(raw)
-                self.rows += out.num_rows
-                if self.table is not None:
-                    self.table.rows = self.rows
-                    self.table.schema = self.columns.schema
-                if out.num_rows:
-                    yield out
+                yield from self._counted(self._finish(pa.Table.from_batches([batch])))
         except pa.ArrowInvalid as exc:
             raise DocumentUnparseable(f"bad CSV after row {self.rows:,}: {exc}") from None
+
+    def _counted(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+        """`batch` (unless empty), its rows counted and the table's schema brought up to date."""
+        self.rows += batch.num_rows
+        if self.table is not None:
+            self.table.rows = self.rows
+            self.table.schema = self.columns.schema
+        if batch.num_rows:
+            yield batch
 
     def _fast(self, nd: bytes) -> pa.Table | None:
         """The run (as newline-delimited JSON) read by pyarrow, or None when it must be read
