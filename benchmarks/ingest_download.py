@@ -45,7 +45,7 @@ import httpx
 
 from _emulator_process import MILLION_ROW_COLUMNS as COLUMNS
 from _emulator_process import EmulatorProcess  # benchmarks/ is on sys.path when run as a script
-from _ingest_config import emulator_config
+from amzlake.emulator.client_config import emulator_config
 from amzlake.ingest.pipeline import ClientPool
 from amzlake.secrets import CredentialChain
 from amzlake.sources.ads import AdsClient

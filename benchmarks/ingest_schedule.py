@@ -41,8 +41,8 @@ from typing import Any
 import httpx
 
 from _emulator_process import EmulatorProcess  # benchmarks/ is on sys.path when run as a script
-from _ingest_config import emulator_config
 from amzlake.catalog.limits import ADS_REPORTING_LIMITS, SPAPI_REPORTS_LIMITS, RateLimit
+from amzlake.emulator.client_config import emulator_config
 from amzlake.ingest.pipeline import Ingestion, clock_for
 from amzlake.secrets import CredentialChain
 from amzlake.sources.ads import AdsClient, AdsReportStatus

@@ -6,7 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from amzlake.config import AmzlakeConfig, parse_config
+from amzlake.config import AmzlakeConfig
+from amzlake.emulator.client_config import emulator_config as config_for_emulator
 from amzlake.ingest.pipeline import Ingestion
 from amzlake.ingest.runner import RunResult
 from amzlake.secrets import CredentialChain
@@ -16,26 +17,12 @@ from tests.conftest import RunningEmulator
 def emulator_config(emu: RunningEmulator, folder: Path,
                     **sections: Any) -> tuple[AmzlakeConfig, dict[str, str]]:
     """A config for `emu` (its credentials as env references) and the environment holding them."""
-    creds = emu.credentials
-    env = {"LWA_SECRET": creds["lwa"]["client_secret"], "ADS_TOKEN": creds["ads"]["refresh_token"]}
-    vendors = []
-    for i, v in enumerate(creds["vendor"]):
-        env[f"VENDOR_{i}"] = v["refresh_token"]
-        vendors.append({"selling_partner_id": v["selling_partner_id"], "region": v["region"],
-                        "marketplace_id": v["marketplace_id"], "refresh_token": f"env:VENDOR_{i}"})
-    data: dict[str, Any] = {
-        "lwa": {"default": {"client_id": creds["lwa"]["client_id"], "client_secret": "env:LWA_SECRET"}},
-        "ads": {"enabled": True, "refresh_token": "env:ADS_TOKEN"},
-        "vendor": {"enabled": True, "accounts": vendors},
-        "storage": {"lake": str(folder / "lake")},
-        # At the tests' 600x clock Amazon's 3-hour wait is 18 real seconds, which a loaded machine
-        # can exceed; two days of virtual time keep the waits a report's own, not the machine's.
-        "run": {"poll_initial": "10s", "poll_max": "2m", "max_wait": {"default": "48h"}},
-        "endpoints": {"base_url": emu.base_url},
-    }
-    for name, value in sections.items():
-        data[name] = {**data.get(name, {}), **value}
-    return parse_config(data, base_dir=folder, environ={}, origin="test config"), env
+    # At the tests' 600x clock Amazon's 3-hour wait is 18 real seconds, which a loaded machine
+    # can exceed; two days of virtual time keep the waits a report's own, not the machine's.
+    run = {"poll_initial": "10s", "poll_max": "2m", "max_wait": {"default": "48h"},
+           **sections.pop("run", {})}
+    return config_for_emulator(emu.base_url, emu.credentials, folder, origin="test config",
+                               run=run, **sections)
 
 
 def run_once(emu: RunningEmulator, config: AmzlakeConfig, env: dict[str, str],

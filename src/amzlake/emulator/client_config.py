@@ -1,4 +1,8 @@
-"""An amzlake configuration pointing at a running emulator, for the ingestion benchmarks."""
+"""An amzlake configuration for a running emulator: what benchmarks and tests ingest with.
+
+The emulator's credentials (GET /_emulator/credentials) become env references, so the config
+itself holds no secret; the environment that resolves them comes back beside it.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ from typing import Any
 from amzlake.config import AmzlakeConfig, parse_config
 
 
-def emulator_config(base_url: str, creds: dict[str, Any], folder: Path,
+def emulator_config(base_url: str, creds: dict[str, Any], folder: Path, *,
+                    origin: str = "emulator config",
                     **sections: dict[str, Any]) -> tuple[AmzlakeConfig, dict[str, str]]:
-    """A config for the emulator at `base_url` (its credentials as env references) and the
-    environment holding them; `sections` are merged over the defaults section by section."""
+    """A config for the emulator at `base_url` (Ads and every vendor account of `creds`, lake
+    under `folder`) and the environment holding its secrets; `sections` are merged over the
+    defaults section by section."""
     env = {"LWA_SECRET": creds["lwa"]["client_secret"], "ADS_TOKEN": creds["ads"]["refresh_token"]}
     vendors = []
     for i, v in enumerate(creds["vendor"]):
@@ -28,4 +34,4 @@ def emulator_config(base_url: str, creds: dict[str, Any], folder: Path,
     }
     for name, value in sections.items():
         data[name] = {**data.get(name, {}), **value}
-    return parse_config(data, base_dir=folder, environ={}, origin="benchmark config"), env
+    return parse_config(data, base_dir=folder, environ={}, origin=origin), env
