@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pyiceberg.catalog import Catalog, load_catalog
+from sqlalchemy.exc import OperationalError
 
 CATALOG_NAME = "amzlake"
 CATALOG_FILE = "catalog.sqlite"
@@ -56,7 +57,14 @@ def open_catalog(
         warehouse = props.get("warehouse", "")
         if warehouse.startswith("file://"):
             Path(warehouse.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
-    return load_catalog(name, **props)
+    try:
+        return load_catalog(name, **props)
+    except OperationalError as exc:
+        # The SQL catalog creates its tables on a new lake by check-then-create: transform workers
+        # opening a new lake together can lose that race. The tables exist now; open it again.
+        if "already exists" not in str(exc):
+            raise
+        return load_catalog(name, **props)
 
 
 def catalog_from_config(config: Any, overrides: Mapping[str, str] | None = None) -> Catalog:
