@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -150,7 +150,10 @@ class JobStore:
     """All report jobs, their document spool and download links; thread-safe.
 
     Documents are built by a pool of `workers` processes, started on the first document (a store
-    that never builds one never starts a process) and stopped by `close`.
+    that never builds one never starts a process) and stopped by `close`. Jobs reach the pool
+    through one hand-off thread, in order: starting the pool (the fork server and its preloads)
+    takes a few hundred milliseconds, and a create answered on the event loop must not wait for
+    it, or every request behind it would arrive at the rate limiter in one bunch.
     """
 
     def __init__(self, clock_now: Callable[[], datetime], seed: int, delays: Delays,
@@ -167,6 +170,7 @@ class JobStore:
         self._counter = 0
         self._workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        self._handoff = ThreadPoolExecutor(1, thread_name_prefix="emulator-handoff")
         self._closed = False
 
     def close(self) -> None:
@@ -174,6 +178,7 @@ class JobStore:
         with self._lock:
             self._closed = True
             pool, self._pool = self._pool, None
+        self._handoff.shutdown(wait=True, cancel_futures=True)
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
             # shutdown() would wait for a running document (seconds for a big one): stop the
@@ -243,17 +248,26 @@ class JobStore:
             path = self.spool_dir / f"{job.api}-{job.report_id}.json.gz"
             submitted = time.perf_counter()
             try:
-                future = self._submit(plan, path)
+                handed = self._handoff.submit(self._submit, plan, path)
             except RuntimeError as e:  # closed while the request was answered
-                future = Future()
-                future.set_exception(e)
-            future.add_done_callback(partial(self._built, job, submitted))
+                handed = Future()
+                handed.set_exception(e)
+            handed.add_done_callback(partial(self._handed, job, submitted))
         else:
             job._ready.set()  # nothing to build
         return job
 
+    def _handed(self, job: ReportJob, submitted: float, handed: Future[Future[BuiltDocument]]) -> None:
+        """Follow the worker's future once the hand-off thread has submitted `job`'s plan."""
+        done = partial(self._built, job, submitted)
+        if handed.cancelled() or handed.exception() is not None:
+            done(handed)  # never reached a worker: the same outcome as a failed build
+        else:
+            handed.result().add_done_callback(done)
+
     def _built(self, job: ReportJob, submitted: float, future: Future[BuiltDocument]) -> None:
-        """Attach a worker's result to `job` (runs on the pool's management thread)."""
+        """Attach a worker's result to `job` (on the pool's management thread), or the reason it
+        never reached a worker (on the hand-off thread)."""
         try:
             built = future.result()
             job.document, job.truth = built.document, built.truth

@@ -17,7 +17,7 @@ from amzlake.emulator.state import EmulatorState
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket on `host:port` (port 0: a free port chosen by the OS)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(128)
