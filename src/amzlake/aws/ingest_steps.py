@@ -63,15 +63,10 @@ def _first_line(text: object, limit: int = 500) -> str:
     return lines[0][:limit] if lines else ""
 
 
-def poll_delay(settings: RunSettings, polls: int) -> float:
-    """Seconds before poll number `polls` + 1: the runner's growing interval, capped."""
-    return min(settings.poll_initial * settings.poll_factor ** max(0, polls), settings.poll_max)
-
-
 def wait_seconds(settings: RunSettings, polls: int, now: datetime, deadline: datetime) -> int:
     """Whole seconds to wait before the next poll (Step Functions' Wait takes integers)."""
     left = (deadline - now).total_seconds()
-    return max(1, math.ceil(min(poll_delay(settings, polls), max(left, 1.0))))
+    return max(1, math.ceil(min(settings.poll_delay(polls), max(left, 1.0))))
 
 
 def account_from_entry(ingestion: Ingestion, entry: LedgerEntry) -> Account | None:
@@ -223,7 +218,7 @@ async def check_report_status(ingestion: Ingestion, slice_key: str, polls: int) 
     with leased(ingestion, slice_key) as entry:
         if entry is None:
             return _check_result(slice_key, WAITING, polls,
-                                 math.ceil(poll_delay(settings, polls - 1)))
+                                 math.ceil(settings.poll_delay(polls - 1)))
         if entry.state not in states.LIVE_STATES:
             return _check_result(slice_key, _STATUS_OF_STATE.get(entry.state, FAILED), polls)
         runner = await runner_for(ingestion, entry)

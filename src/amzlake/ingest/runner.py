@@ -1,9 +1,10 @@
 """The runner: the durable state machine that takes each slice from planned to downloaded.
 
 Per slice: create the report -> record its id in the ledger (before any wait) -> poll with a
-growing interval, bounded by the report type's maximum wait -> download the document, verified,
-into the raw zone -> record the raw object. Every step is a compare-and-set on the ledger, under a
-lease, so a crash anywhere (kill -9 included) leaves a state the next run resumes from:
+growing interval (closer once the run is down to its last slices), bounded by the report type's
+maximum wait -> download the document, verified, into the raw zone -> record the raw object.
+Every step is a compare-and-set on the ledger, under a lease, so a crash anywhere (kill -9
+included) leaves a state the next run resumes from:
 
 - planned with no create sent: create;
 - planned with a create sent but no id recorded (the crash came between the two): re-attach
@@ -102,10 +103,42 @@ class RunSettings:
     poll_initial: float = 30.0
     poll_factor: float = 1.2  # see RunConfig.poll_factor
     poll_max: float = 300.0
+    # Once at most `tail_slices` slices of a run are unfinished, their reports are checked every
+    # `tail_poll_share` of their age (never closer than poll_initial): the run ends when the last
+    # one is seen, and the poll budget has nothing else to do by then. With the geometric schedule
+    # alone, the last report could wait ~25% of its age for its next check at ages of 5-15
+    # minutes (benchmarks/ingest_schedule).
+    tail_slices: int = 4
+    tail_poll_share: float = 0.05
     max_wait: Callable[[str, str], timedelta] = field(default=lambda source, rt: timedelta(hours=3))
     # Renewed at every poll, so a run killed with -9 frees its slices this long after it died.
     lease: timedelta = timedelta(minutes=15)
     download_attempts: int = 4
+
+    def poll_delay(self, polls: int) -> float:
+        """Seconds between check number `polls` and the next: a growing interval, capped."""
+        return min(self.poll_initial * self.poll_factor ** max(0, polls), self.poll_max)
+
+    def tail_poll_delay(self, age: float) -> float:
+        """Seconds between checks of a report `age` seconds old while its run is in its tail."""
+        return min(max(self.poll_initial, self.tail_poll_share * age), self.poll_max)
+
+
+class RunTail:
+    """Counts a run's unfinished slices; `reached` is set once at most `size` remain."""
+
+    def __init__(self, unfinished: int, size: int) -> None:
+        self.unfinished = unfinished
+        self.size = size
+        self.reached = asyncio.Event()
+        if unfinished <= size:
+            self.reached.set()
+
+    def finished(self) -> None:
+        """One slice is done with this run (whatever its end)."""
+        self.unfinished -= 1
+        if self.unfinished <= self.size:
+            self.reached.set()
 
 
 @dataclass(frozen=True)
@@ -178,6 +211,10 @@ def classify_ads_failure(reason: str | None) -> FailureClass:
     return FailureClass.RETRYABLE if reason and _ADS_RETRY.search(reason) else FailureClass.FATAL_REMOTE
 
 
+def _seconds(now: datetime, until: datetime) -> float:
+    return max(0.0, (until - now).total_seconds())
+
+
 def _error_text(e: BaseException) -> str:
     return str(e).splitlines()[0][:500] if str(e) else type(e).__name__
 
@@ -202,6 +239,7 @@ class Runner:
         self._auth_failed: AuthError | None = None
         # Remote ids other slices hold (a lost create's lookup skips them); read on first need.
         self._known_remote_ids: set[str] | None = None
+        self.tail = RunTail(0, self.settings.tail_slices)  # each run() counts its own slices
 
     # ---- ledger helpers -------------------------------------------------------------------
 
@@ -232,6 +270,7 @@ class Runner:
         """Work every entry (planned or live) as far as it goes in this run."""
         work = list(entries)
         self._remote_ids()
+        self.tail = RunTail(len(work), self.settings.tail_slices)
         results = await asyncio.gather(*(self._guarded(e) for e in work))
         out = RunResult(list(results))
         if self._auth_failed is not None:
@@ -256,6 +295,7 @@ class Runner:
             log.exception("slice %s: unexpected error", entry.slice_key)
             final = self.record_unexpected(held, e)
         finally:
+            self.tail.finished()
             released = self.ledger.release(entry.slice_key, self.owner)
             final = released or final
         return SliceResult(final.slice_key, final.source, final.account_id, final.report_type,
@@ -387,11 +427,28 @@ class Runner:
             entry = check.entry
             if check.readiness is Readiness.ENDED:
                 return entry
-            now = self.clock.now()
-            if now >= deadline:
+            polled = self.clock.now()
+            if polled >= deadline:
                 return self.waited_out(entry)
-            await self.clock.sleep(min(delay, (deadline - now).total_seconds()))
+            await self.until_next_check(polled, started, min(polled + timedelta(seconds=delay), deadline))
             delay = min(delay * s.poll_factor, s.poll_max)
+
+    async def until_next_check(self, polled: datetime, started: datetime, due: datetime) -> None:
+        """Sleep until `due`, the next status check, or less once the run reaches its tail: then
+        the check is `tail_poll_delay` after the last one (`polled`), if that comes sooner."""
+        if not self.tail.reached.is_set():
+            sleeper = asyncio.ensure_future(self.clock.sleep(_seconds(self.clock.now(), due)))
+            waker = asyncio.ensure_future(self.tail.reached.wait())
+            try:
+                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                waker.cancel()
+            if not self.tail.reached.is_set():
+                return
+        age = (polled - started).total_seconds()
+        due = min(due, polled + timedelta(seconds=self.settings.tail_poll_delay(age)))
+        await self.clock.sleep(_seconds(self.clock.now(), due))
 
     def deadline(self, entry: LedgerEntry) -> datetime:
         """When waiting for the entry's report stops (its request time plus the maximum wait)."""
