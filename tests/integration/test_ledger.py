@@ -136,9 +136,10 @@ def test_leases_keep_a_second_owner_out_until_they_expire(ledger: Ledger) -> Non
     assert ledger.acquire(e.slice_key, "run-b", NOW + timedelta(minutes=18), lease) is None
     taken = ledger.acquire(e.slice_key, "run-b", NOW + timedelta(minutes=19), lease)
     assert taken is not None and taken.lease_owner == "run-b"
-    # run-a, unaware, tries to carry on with the entry it held: refused.
+    # run-a, unaware, tries to carry on with the entry it held: refused; nor can it extend.
     with pytest.raises(StaleEntry):
         ledger.update(renewed, states.mark_requested(renewed, "rpt-a", NOW))
+    assert not ledger.extend(e.slice_key, "run-a", NOW + timedelta(minutes=19), lease)
     assert ledger.release(e.slice_key, "run-a") is None
     released = ledger.release(e.slice_key, "run-b")
     assert released is not None and released.lease_owner is None and released.lease_until is None
@@ -146,6 +147,24 @@ def test_leases_keep_a_second_owner_out_until_they_expire(ledger: Ledger) -> Non
     assert again is not None and again.lease_owner == "run-c"
     with pytest.raises(StorageError, match="no slice nope"):
         ledger.acquire("nope", "run-a", NOW, lease)
+
+
+def test_extending_a_lease_keeps_the_holders_entry_current(ledger: Ledger) -> None:
+    # A create can wait for its rate-limit token longer than a lease: the runner extends the
+    # lease meanwhile and must still be able to record the answer with the entry it holds.
+    [e] = ledger.plan(days(ADS, SP, date(2026, 11, 1), 1), NOW)
+    lease = timedelta(minutes=10)
+    held = ledger.acquire(e.slice_key, "run-a", NOW, lease)
+    assert held is not None
+    for minutes in (8, 16, 24):
+        assert ledger.extend(e.slice_key, "run-a", NOW + timedelta(minutes=minutes), lease)
+        assert ledger.acquire(e.slice_key, "run-b", NOW + timedelta(minutes=minutes + 9),
+                              lease) is None
+    current = ledger.get(e.slice_key)
+    assert current is not None and current.version == held.version
+    assert current.lease_until == NOW + timedelta(minutes=34)
+    done = ledger.update(held, states.mark_requested(held, "rpt-a", NOW + timedelta(minutes=30)))
+    assert done.remote_report_id == "rpt-a"
 
 
 def _work_keys(url: str, owner: str, keys: list[str], barrier: object) -> list[str]:

@@ -28,6 +28,7 @@ P, RQ, PR, DL, CU, EM, CA, FA = (SliceState.PLANNED, SliceState.REQUESTED, Slice
 
 # The table written out by hand (not read from states.ALLOWED): changing it must be deliberate.
 EXPECTED: dict[str, tuple[set[SliceState], SliceState]] = {
+    "mark_create_sent": ({P}, P),
     "mark_requested": ({P}, RQ),
     "mark_processing": ({RQ, PR}, PR),
     "mark_downloaded": ({RQ, PR}, DL),
@@ -106,6 +107,17 @@ def test_throttled_and_retryable_failures_are_replanned(failure: FailureClass) -
     e = entry(FA, failure_class=failure)
     changes = states.replan(e, NOW)
     assert changes["failure_class"] is None and changes["error"] is None
+
+
+def test_a_lost_create_keeps_its_mark_and_time_through_a_replan() -> None:
+    sent_at = NOW - timedelta(minutes=20)
+    sent = {**states.mark_create_sent(entry(P), sent_at), "state": FA,
+            "failure_class": FailureClass.RETRYABLE}
+    changes = states.replan(dataclasses.replace(entry(P), **sent), NOW)
+    assert changes["note"] == states.CREATE_SENT and changes["requested_at"] == sent_at
+    # Any other failure is planned afresh.
+    changes = states.replan(entry(FA, note="create refused: no report was made"), NOW)
+    assert changes["note"] == "replanned from failed" and changes["requested_at"] is None
 
 
 def test_force_replans_a_downloaded_slice_but_never_a_live_one() -> None:

@@ -33,7 +33,7 @@ from amzlake.errors import (
 )
 from amzlake.ingest import states
 from amzlake.ingest.pipeline import Ingestion, discover_accounts
-from amzlake.ingest.runner import CREATE_SENT, Readiness, Runner, RunSettings
+from amzlake.ingest.runner import Readiness, Runner, RunSettings
 from amzlake.ingest.states import RETRIED_FAILURES, FailureClass, SliceState
 from amzlake.slices import Account, Source
 from amzlake.storage.ledger import Ledger, LedgerEntry
@@ -165,11 +165,7 @@ async def plan(ingestion: Ingestion, event: Mapping[str, Any]) -> dict[str, Any]
 
 def _retry(runner: Runner, entry: LedgerEntry) -> LedgerEntry:
     """A create that failed transiently, planned again for the state machine's retry."""
-    changes = states.replan(entry, runner.clock.now())
-    if entry.failure_class is FailureClass.RETRYABLE and entry.note == CREATE_SENT:
-        # The lost create may have made a report: keep the mark, so it is looked up first.
-        changes["note"] = CREATE_SENT
-    return runner.update(entry, changes)
+    return runner.update(entry, states.replan(entry, runner.clock.now()))
 
 
 async def create_report(ingestion: Ingestion, slice_key: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from amzlake.catalog.marketplaces import MARKETPLACES_BY_ID
 from amzlake.catalog.vendor import REPORTING_TIMEZONE
 from amzlake.clock import ScaledClock
 from amzlake.config import AmzlakeConfig
-from amzlake.errors import ConfigError
+from amzlake.errors import ConfigError, StaleEntry
 from amzlake.ingest import states
 from amzlake.ingest.planner import PlannedSlice, ReportPlan, plan_backfill, plan_report
 from amzlake.ingest.runner import Listener, Runner, RunResult, RunSettings, merge, resumable
@@ -277,14 +277,20 @@ class Ingestion:
         return out
 
     def record(self, planned: list[PlannedSlice], now: datetime) -> list[LedgerEntry]:
-        """Put planned slices in the ledger; finished ones asked for again are replanned."""
+        """Put planned slices in the ledger; finished ones asked for again are replanned, and a
+        failed one once its retry time (if it has one) has come."""
         entries = self.ledger.plan([p.slice for p in planned], now)
         out = []
         for entry in entries:
             if entry.state in _FINISHED:
                 if entry.updated_at > now:
                     continue  # another run finished it after we planned: it is done
-                entry = self.ledger.update(entry, states.replan(entry, now, force=True))
+                if entry.state is SliceState.FAILED and not states.retry_due(entry, now):
+                    continue  # e.g. a lost create's report may still show up: look later
+                try:
+                    entry = self.ledger.update(entry, states.replan(entry, now, force=True))
+                except StaleEntry:
+                    continue  # another run replanned it just now and works it
             out.append(entry)
         return out
 

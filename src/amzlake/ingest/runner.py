@@ -29,6 +29,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -50,7 +51,7 @@ from amzlake.errors import (
     UrlExpired,
 )
 from amzlake.ingest import states
-from amzlake.ingest.states import FailureClass, SliceState
+from amzlake.ingest.states import CREATE_SENT, FailureClass, SliceState
 from amzlake.slices import (
     Account,
     AdsReportSpec,
@@ -67,7 +68,7 @@ from amzlake.storage.objects import GzipVerifier, ObjectStore
 
 log = logging.getLogger(__name__)
 
-CREATE_SENT = "create sent"
+REFUSED = "create refused: no report was made"
 # Words of Amazon's FATAL texts that mean "your request was invalid" (spapi-facts.md §5):
 # asking again unchanged would only fail again.
 _INPUT_FATAL = re.compile(
@@ -256,6 +257,29 @@ class Runner:
             raise StaleEntry(f"slice {entry.slice_key}: the lease passed to another run")
         return held
 
+    @asynccontextmanager
+    async def lease_kept(self, entry: LedgerEntry) -> AsyncIterator[None]:
+        """Keep this run's lease on the slice for as long as the block runs.
+
+        A create can wait for its rate-limit token far longer than a lease (SP-API: one create a
+        minute per account), and another run must not take the slice over meanwhile, find no
+        report and ask for one too. Extending keeps the entry's version, so the held copy stays
+        good for the update that follows.
+        """
+        lease = self.settings.lease
+
+        async def extend() -> None:
+            while True:
+                await self.clock.sleep(lease.total_seconds() / 3)
+                if not self.ledger.extend(entry.slice_key, self.owner, self.clock.now(), lease):
+                    return  # taken over: the next update will say so (StaleEntry)
+
+        keeper = asyncio.ensure_future(extend())
+        try:
+            yield
+        finally:
+            keeper.cancel()
+
     def slice_for(self, entry: LedgerEntry) -> Slice:
         """The slice a ledger entry stands for, with its configured account."""
         account = self.accounts.get((entry.source, entry.account_id))
@@ -314,7 +338,8 @@ class Runner:
         if self._auth_failed is not None:
             return entry
         if entry.state is SliceState.PLANNED:
-            entry = await self.request(entry)
+            async with self.lease_kept(entry):  # a create may wait long for its token
+                entry = await self.request(entry)
         if entry.state in (SliceState.REQUESTED, SliceState.PROCESSING):
             entry = await self._wait_and_fetch(entry)
         return entry
@@ -344,7 +369,7 @@ class Runner:
                     self._remember(found)
                     return self.update(entry, states.mark_requested(entry, found, now, attached=True))
             # The intent goes to the ledger first: a crash after the create is then recognisable.
-            entry = self.update(entry, {"note": CREATE_SENT, "updated_at": now})
+            entry = self.update(entry, states.mark_create_sent(entry, now))
             if slice_.source is Source.ADS:
                 assert isinstance(slice_.spec, AdsReportSpec)
                 created = await self.clients.ads(slice_.account).create_report(
@@ -367,24 +392,43 @@ class Runner:
                     retry_at=self.clock.now() + timedelta(minutes=5)))
             report_id, attached = found, True
         except ThrottledError as e:
-            return self.update(entry, states.mark_failed(
-                entry, FailureClass.THROTTLED, _error_text(e), self.clock.now()))
+            return self.update(entry, {**states.mark_failed(
+                entry, FailureClass.THROTTLED, _error_text(e), self.clock.now()), "note": REFUSED})
         except (NotFoundError, ApiRequestError) as e:
-            return self.update(entry, states.mark_failed(
-                entry, FailureClass.FATAL_INPUT, _error_text(e), self.clock.now()))
-        except (RemoteError, ApiCallError) as e:
+            return self.update(entry, {**states.mark_failed(
+                entry, FailureClass.FATAL_INPUT, _error_text(e), self.clock.now()), "note": REFUSED})
+        except (RemoteError, ApiCallError) as e:  # a server error: the report may exist
             return self.update(entry, states.mark_failed(
                 entry, FailureClass.RETRYABLE, _error_text(e), self.clock.now()))
         self._remember(report_id)
         return self.update(entry, states.mark_requested(entry, report_id, self.clock.now(),
                                                          attached=attached))
 
+    def _lost_creates_alike(self, entry: LedgerEntry, dated: bool) -> bool:
+        others = self.ledger.query(states=[SliceState.PLANNED, SliceState.FAILED],
+                                   source=entry.source, account_id=entry.account_id,
+                                   report_type=entry.report_type)
+        return any(_lost_create_alike(entry, other, dated) for other in others)
+
     async def _find_vendor_report(self, entry: LedgerEntry, slice_: Slice) -> str | None:
-        """The live (or finished) report a lost create made, if getReports shows exactly one."""
+        """The live (or finished) report a lost create made, if getReports can tell which it is.
+
+        getReports shows a report's type, marketplaces, data times and creation time, never its
+        reportOptions; reports of types that send no data times (forecasting, coupons,
+        promotions) show the time they were made instead. If another slice's create was lost as
+        well and getReports cannot tell the two apart (same type, and same data times where the
+        type sends them), nothing is attached: a report too many costs a little quota, a report
+        attached to the wrong slice would file its rows under the wrong options.
+        """
         assert isinstance(slice_.spec, VendorReportSpec)
         start, end = _vendor_times(slice_)
         wanted = {k: _parse_time(v) for k, v in data_times(slice_.spec, start, end).items()}
-        since = entry.updated_at - timedelta(minutes=5)
+        if self._lost_creates_alike(entry, dated=bool(wanted)):
+            log.warning("slice %s: another lost create looks the same to getReports; "
+                        "asking again rather than guessing", entry.slice_key)
+            return None
+        # Reports made since the create was sent (a little before, for clocks that differ).
+        since = (entry.requested_at or entry.updated_at) - timedelta(minutes=5)
         candidates = []
         async for report in self.clients.spapi(slice_.account).get_reports(
             [slice_.report_type], marketplace_ids=[slice_.account.marketplace_id],
@@ -394,8 +438,8 @@ class Runner:
                 continue
             if report.processing_status in (ProcessingStatus.CANCELLED, ProcessingStatus.FATAL):
                 continue
-            if (wanted.get("dataStartTime") == report.data_start_time
-                    and wanted.get("dataEndTime") == report.data_end_time):
+            if not wanted or (wanted.get("dataStartTime") == report.data_start_time
+                              and wanted.get("dataEndTime") == report.data_end_time):
                 candidates.append(report)
         if not candidates:
             return None
@@ -421,7 +465,8 @@ class Runner:
             try:
                 check = await self.check(entry)
                 if check.readiness is Readiness.READY:
-                    return await self.fetch(check.entry, check.url)
+                    async with self.lease_kept(check.entry):  # and a download for its turn
+                        return await self.fetch(check.entry, check.url)
             except (NotFoundError, ThrottledError, RemoteError) as e:
                 return self.poll_failed(entry, e)
             entry = check.entry
@@ -682,6 +727,14 @@ def _as_date(value: date | datetime) -> date:
 
 def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _lost_create_alike(mine: LedgerEntry, other: LedgerEntry, dated: bool) -> bool:
+    """Whether `other` is another slice whose create may have been lost and whose report
+    getReports would show the same as `mine`'s."""
+    return (other.slice_key != mine.slice_key and other.note == CREATE_SENT
+            and other.remote_report_id is None
+            and (not dated or (other.start, other.end) == (mine.start, mine.end)))
 
 
 def _vendor_times(slice_: Slice) -> tuple[date | datetime | None, date | datetime | None]:

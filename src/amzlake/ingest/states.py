@@ -22,6 +22,9 @@ from amzlake.errors import InvalidTransition
 if TYPE_CHECKING:  # the ledger imports this module, so the entry type is only needed for typing
     from amzlake.storage.ledger import LedgerEntry, RawObject
 
+# The note of a slice whose create is under way or was sent without a recorded answer.
+CREATE_SENT = "create sent"
+
 
 class SliceState(StrEnum):
     """Where a slice is in its life (DESIGN.md, "ledger")."""
@@ -50,6 +53,7 @@ S = SliceState
 
 # Which states each transition may start from: the whole table, as data, so tests can walk it.
 ALLOWED: Mapping[str, frozenset[SliceState]] = MappingProxyType({
+    "mark_create_sent": frozenset({S.PLANNED}),
     "mark_requested": frozenset({S.PLANNED}),
     "mark_processing": frozenset({S.REQUESTED, S.PROCESSING}),
     "mark_downloaded": frozenset({S.REQUESTED, S.PROCESSING}),
@@ -63,6 +67,7 @@ ALLOWED: Mapping[str, frozenset[SliceState]] = MappingProxyType({
 
 # The state each transition leads to.
 TARGET: Mapping[str, SliceState] = MappingProxyType({
+    "mark_create_sent": S.PLANNED,
     "mark_requested": S.REQUESTED,
     "mark_processing": S.PROCESSING,
     "mark_downloaded": S.DOWNLOADED,
@@ -96,6 +101,14 @@ def _aware(now: datetime) -> datetime:
     if now.tzinfo is None:
         raise ValueError("ledger times must be timezone-aware")
     return now
+
+
+def mark_create_sent(entry: LedgerEntry, now: datetime) -> Changes:
+    """Changes for a planned slice whose create is about to be sent: the mark and its time, so
+    that if the answer is lost the report can be looked up among those made since."""
+    _check(entry, "mark_create_sent")
+    return {"state": S.PLANNED, "note": CREATE_SENT, "requested_at": _aware(now),
+            "updated_at": _aware(now)}
 
 
 def mark_requested(entry: LedgerEntry, remote_report_id: str, now: datetime, *,
@@ -211,13 +224,15 @@ def replan(entry: LedgerEntry, now: datetime, *, force: bool = False) -> Changes
         "state": S.PLANNED,
         "remote_report_id": None,
         "remote_document_id": None,
-        "requested_at": None,
         "finished_at": None,
         "failure_class": None,
         "error": None,
         "next_attempt_at": None,
         # raw_objects and row_count stay: raw is append-only and the curated rows are still there.
-        "note": f"replanned from {entry.state.value}",
+        # A create that failed with its outcome unknown may have made a report: keep the mark and
+        # its time, so the next request looks it up before asking again (DESIGN invariant 1).
+        **({"note": CREATE_SENT, "requested_at": entry.requested_at} if entry.note == CREATE_SENT
+           else {"note": f"replanned from {entry.state.value}", "requested_at": None}),
         "updated_at": _aware(now),
     }
 

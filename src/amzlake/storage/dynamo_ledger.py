@@ -197,6 +197,19 @@ class DynamoLedger:
             return None
         return decode_entry(r["Attributes"])
 
+    def extend(self, key: str, owner: str, now: datetime, lease: timedelta) -> bool:
+        """Move `owner`'s lease on to now + lease, keeping the version; False if not held."""
+        try:
+            self._table.update_item(
+                Key={"slice_key": key}, UpdateExpression="SET lease_until = :until",
+                ConditionExpression="lease_owner = :owner",
+                ExpressionAttributeValues={":owner": owner, ":until": encode_time(now + lease)})
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return False
+            raise self._error(f"lease of slice {key}", exc) from exc
+        return True
+
     def release(self, key: str, owner: str) -> LedgerEntry | None:
         """The entry with `owner`'s lease dropped, or None if `owner` does not hold it."""
         try:

@@ -269,6 +269,11 @@ class Ledger(Protocol):
         """The entry leased to `owner` until now + lease; None if another holds a live lease."""
         ...
 
+    def extend(self, key: str, owner: str, now: datetime, lease: timedelta) -> bool:
+        """Move `owner`'s lease on to now + lease, keeping the entry's version (the holder's
+        copy stays current); False if `owner` does not hold the lease any more."""
+        ...
+
     def release(self, key: str, owner: str) -> LedgerEntry | None:
         """The entry with `owner`'s lease dropped, or None if `owner` does not hold it."""
         ...

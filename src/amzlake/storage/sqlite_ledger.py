@@ -242,6 +242,14 @@ class SqliteLedger:
             raise StorageError(f"ledger {self.path}: no slice {key} to lease")
         return entry if cur.rowcount == 1 else None
 
+    def extend(self, key: str, owner: str, now: datetime, lease: timedelta) -> bool:
+        """Move `owner`'s lease on to now + lease, keeping the version; False if not held."""
+        with self._transaction(f"lease of slice {key}") as db:
+            cur = db.execute(
+                "UPDATE slices SET lease_until = ? WHERE slice_key = ? AND lease_owner = ?",
+                (encode_time(now + lease), key, owner))
+        return cur.rowcount == 1
+
     def release(self, key: str, owner: str) -> LedgerEntry | None:
         """The entry with `owner`'s lease dropped, or None if `owner` does not hold it."""
         with self._transaction(f"release of slice {key}") as db:
