@@ -90,9 +90,15 @@ ENV_PREFIX = "AMZLAKE_"
 # Ads restatement: conversions are restated 1, 7 and 28 days after the conversion and reported on
 # the click's date, so with the 14-day attribution window a day can change for up to 28 + 14 = 42
 # days (ads-facts.md §9; Airbyte's fixed 3-day lookback missing it: airbytehq/airbyte#18929).
-# 30-day attribution columns (SP's *30d) can move for ~58 days: raise lookback_days if you rely on
-# them. Always capped by the report type's retention (60/65/95 days), past which Amazon refuses.
+# A report with 30-day attribution columns (SP's *30d) can move for 28 + 30 = 58 days. Always
+# capped by the report type's retention (60/65/95 days), past which Amazon refuses.
 DEFAULT_ADS_LOOKBACK_DAYS = 42
+ADS_30D_LOOKBACK_DAYS = 58
+
+
+def default_ads_lookback(columns: Iterable[str]) -> int:
+    """Days a report with these columns may still be restated: longer with 30-day attribution."""
+    return ADS_30D_LOOKBACK_DAYS if any(c.endswith("30d") for c in columns) else DEFAULT_ADS_LOOKBACK_DAYS
 
 # Vendor restatement: Amazon revises vendor figures after first publication (it added
 # `lastUpdatedDate` to the vendor schemas in 2024-04 for that, spapi-facts.md §8) but publishes no
@@ -402,7 +408,8 @@ class AdsConfig(_Section):
     regions: list[RegionField] = Field(default_factory=lambda: list(Region), min_length=1)
     profiles: list[Annotated[int, Field(ge=1)]] | None = None
     countries: list[str] | None = None
-    lookback_days: int = Field(default=DEFAULT_ADS_LOOKBACK_DAYS, ge=0, le=731)
+    # None: each report's own default (default_ads_lookback: 42 days, 58 with 30-day columns).
+    lookback_days: int | None = Field(default=None, ge=0, le=731)
     backfill_start: date | None = None
     reports: list[AdsReportConfig] = Field(default_factory=_default_ads_reports)
 
@@ -456,17 +463,15 @@ class AdsConfig(_Section):
         return self
 
     def planned_reports(self) -> tuple[PlannedReport, ...]:
-        """Every configured spec with its lookback (capped by the report type's retention)."""
-        return tuple(
-            PlannedReport(
-                r.spec(),
-                min(
-                    self.lookback_days if r.lookback_days is None else r.lookback_days,
-                    ADS_REPORT_TYPES[r.report_type].retention_days,
-                ),
-            )
-            for r in self.reports
-        )
+        """Every configured spec with its lookback (capped by the report type's retention): the
+        report's own setting, else [ads] lookback_days, else what its columns need."""
+        out = []
+        for r in self.reports:
+            spec = r.spec()
+            days = next((d for d in (r.lookback_days, self.lookback_days) if d is not None),
+                        default_ads_lookback(spec.columns))
+            out.append(PlannedReport(spec, min(days, ADS_REPORT_TYPES[r.report_type].retention_days)))
+        return tuple(out)
 
 
 # ---- [vendor] -----------------------------------------------------------------------------------
@@ -721,6 +726,8 @@ class StorageConfig(_Section):
 class RunConfig(_Section):
     """[run]: how many slices at once, how long to wait for a report, how to poll."""
 
+    # Creates under way per account, and downloads at once. Slices waiting for their reports are
+    # not counted: a wait costs a poll now and then, and the rate limits pace every call.
     concurrency: int = Field(default=8, ge=1, le=256)
     # Keys: "default", a source ("ads", "vendor") or a report type; the most specific wins.
     max_wait: dict[str, Duration] = Field(default_factory=dict)

@@ -192,16 +192,36 @@ def slice_key(account: Account, spec: ReportSpec, start: date | datetime, end: d
     return digest[:20]
 
 
-def raw_key(slice_: Slice, fetched_at: datetime, prefix: str = "") -> str:
+# Raw documents are stored as served: gzip as `.json.gz`; an SP-API document served without
+# compressionAlgorithm (plain bytes, which the spec allows) as `.json`. A FATAL report's error
+# document adds `.fatal` before either.
+RAW_SUFFIXES = (".json.gz", ".json")
+ERROR_SUFFIXES = (".fatal.json.gz", ".fatal.json")
+
+
+def raw_key(slice_: Slice, fetched_at: datetime, prefix: str = "", *, compressed: bool = True,
+            error: bool = False) -> str:
     """Where a downloaded document lives inside the raw zone (DESIGN invariant 2):
     `{source}/{report_type}/{report_date}/{account}/{slice_key}/{fetched_at}.json.gz`, under
-    `prefix` if given. The raw zone itself is a folder or bucket prefix, e.g. `<lake>/raw`."""
+    `prefix` if given (`.json` for a document served uncompressed, `.fatal` before it for a FATAL
+    report's error document). The raw zone itself is a folder or bucket prefix, e.g. `<lake>/raw`."""
     if fetched_at.tzinfo is None:
         raise ValueError("fetched_at must be timezone-aware")
     stamp = fetched_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     account = slice_.account.account_id.replace("/", "_")
+    suffix = (".fatal" if error else "") + (".json.gz" if compressed else ".json")
     key = (
         f"{slice_.source.value}/{slice_.report_type}/{slice_.report_date.isoformat()}/"
-        f"{account}/{slice_.key}/{stamp}.json.gz"
+        f"{account}/{slice_.key}/{stamp}{suffix}"
     )
     return f"{prefix.rstrip('/')}/{key}" if prefix else key
+
+
+def is_data_document(key: str) -> bool:
+    """Whether a raw key holds a report's data (not a FATAL report's error document)."""
+    return key.endswith(RAW_SUFFIXES) and not key.endswith(ERROR_SUFFIXES)
+
+
+def is_compressed(key: str) -> bool:
+    """Whether the raw document under `key` is gzip (as Amazon served it)."""
+    return key.endswith(".gz")

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amzlake.config import DEFAULT_ADS_LOOKBACK_DAYS, DEFAULT_VENDOR_LOOKBACK_DAYS
+from amzlake.config import (
+    ADS_30D_LOOKBACK_DAYS,
+    DEFAULT_ADS_LOOKBACK_DAYS,
+    DEFAULT_VENDOR_LOOKBACK_DAYS,
+)
 from amzlake.errors import ConfigError
 
 STARTER_CONFIG = f"""\
@@ -33,9 +37,10 @@ regions = ["NA", "EU", "FE"]        # where to list the login's profiles
 # Which profiles: leave both out for every profile of the login; or list ids; or filter by country.
 # profiles = [1234567890123456]
 # countries = ["US", "CA", "UK", "DE"]
-# Days pulled again every run, because Amazon restates conversions for up to ~42 days
-# (28-day restatement after a 14-day attribution window); capped by each report's retention.
-lookback_days = {DEFAULT_ADS_LOOKBACK_DAYS}
+# How far back days are pulled again, because Amazon restates conversions. Left out: per report,
+# {DEFAULT_ADS_LOOKBACK_DAYS} days (28-day restatement after a 14-day attribution window), or
+# {ADS_30D_LOOKBACK_DAYS} with 30-day attribution columns (Sponsored Products' *30d). Capped by retention.
+# lookback_days = {DEFAULT_ADS_LOOKBACK_DAYS}
 # backfill_start = 2025-01-01       # first day to pull once (clamped to each report's retention)
 
 # The reports: left out, every Sponsored Products/Brands/Display report type at DAILY, grouped by
@@ -79,7 +84,7 @@ lake = "lake"                       # a folder; relative to this file
 
 # ---- How runs behave
 [run]
-concurrency = 8                     # slices in flight at once
+concurrency = 8                     # creates under way per account, and downloads at once
 poll_initial = "30s"                # first status check after a create; grows by poll_factor
 poll_max = "5m"
 poll_factor = 1.2                   # each wait 1.2x the last: polls grow with log(time)

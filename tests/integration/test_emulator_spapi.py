@@ -220,6 +220,17 @@ def test_get_reports_filters_and_pages(emulator: RunningEmulator) -> None:
     assert de["reports"] == []
 
 
+def test_get_reports_lists_a_report_made_in_the_same_second(make_emulator: EmulatorFactory) -> None:
+    # A nearly frozen clock: the listing comes within the same virtual second as the create.
+    # Every page (the first too) reads its bounds back from the query it encodes; whole seconds
+    # there left such a report out of every page.
+    emu = make_emulator(time_scale=0.001)
+    made = create(emu, body_for(emu, "GET_VENDOR_SALES_REPORT")).json()["reportId"]
+    listed = emu.client.get(REPORTS, headers=emu.spapi_headers(),
+                            params={"reportTypes": "GET_VENDOR_SALES_REPORT"}).json()
+    assert [x["reportId"] for x in listed["reports"]] == [made]
+
+
 def test_get_reports_parameter_rules(emulator: RunningEmulator) -> None:
     emu = emulator
     for _ in range(3):

@@ -32,6 +32,8 @@ from tests.integration.ingest_helpers import emulator_config, run_once
 
 LONG_TOKENS = 10**7
 CSV_TYPES = {t for t, rt in ADS_REPORT_TYPES.items() if "CSV" in rt.formats}
+# Served without compressionAlgorithm, as plain JSON (the emulator's "uncompressed" fault).
+PLAIN_TYPES = ("GET_VENDOR_SALES_REPORT", "GET_VENDOR_FORECASTING_REPORT")
 
 
 def context_of(e: LedgerEntry) -> SliceContext:
@@ -66,7 +68,8 @@ def landed(tmp_path_factory: pytest.TempPathFactory
     """One run of every report type against one emulator, shared by this module's tests."""
     from amzlake.emulator.server import EmulatorServer
 
-    server = EmulatorServer(scenario_for_tests(token_lifetime=LONG_TOKENS)).start()
+    faults = [{"kind": "uncompressed", "report_type": t} for t in PLAIN_TYPES]
+    server = EmulatorServer(scenario_for_tests(token_lifetime=LONG_TOKENS, faults=faults)).start()
     client = httpx.Client(base_url=server.base_url, timeout=30.0)
     try:
         creds = client.get("/_emulator/credentials").json()
@@ -167,6 +170,17 @@ def test_vendor_rows_and_sums_equal_the_truth(
                 where, key)
             checked[e.report_type] += 1
     assert set(checked) == set(VENDOR_REPORT_TYPES)  # every type had sums to check
+
+
+def test_documents_served_uncompressed_are_kept_as_served(landed: Landed) -> None:
+    plain = [e for e in landed.entries if e.report_type in PLAIN_TYPES]
+    assert {e.report_type for e in plain} == set(PLAIN_TYPES)
+    for e in landed.entries:
+        key = e.raw_objects[-1].key
+        assert key.endswith(".json" if e.report_type in PLAIN_TYPES else ".json.gz"), key
+        with landed.store.open_read(key) as f:
+            head = f.read(2)
+        assert (head[:1] == b"{") == (e.report_type in PLAIN_TYPES), (key, head)  # else gzip
 
 
 def test_ads_ids_stay_int64(landed: Landed) -> None:

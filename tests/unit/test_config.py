@@ -19,8 +19,8 @@ from amzlake.catalog.ads import ADS_REPORT_TYPES, AdProduct, validate_create_req
 from amzlake.catalog.vendor import VENDOR_REPORT_TYPES
 from amzlake.cli import app
 from amzlake.config import (
+    ADS_30D_LOOKBACK_DAYS,
     CONFIG_FILENAME,
-    DEFAULT_ADS_LOOKBACK_DAYS,
     DEFAULT_MAX_WAIT,
     AmzlakeConfig,
     find_config,
@@ -429,7 +429,7 @@ def test_env_overrides_ignore_names_without_double_underscore():
             "OTHER__ADS__LOOKBACK_DAYS": "1",
         },
     )
-    assert config.ads.lookback_days == DEFAULT_ADS_LOOKBACK_DAYS
+    assert config.ads.lookback_days is None
 
 
 def test_env_override_errors_name_the_variable():
@@ -576,7 +576,19 @@ def test_explicit_ads_report_keeps_defaults_for_unset_fields():
     assert first.spec.group_by == ("campaign", "adGroup")
     assert "adGroupId" in first.spec.columns and "campaignId" in first.spec.columns
     assert second.spec.group_by == ("targeting",) and second.spec.columns == ("date", "clicks")
-    assert (first.lookback_days, second.lookback_days) == (DEFAULT_ADS_LOOKBACK_DAYS, 10)
+    # spCampaigns' default columns include 30-day attribution (e.g. purchases30d): 58 days.
+    assert (first.lookback_days, second.lookback_days) == (ADS_30D_LOOKBACK_DAYS, 10)
+
+
+def test_ads_default_lookback_covers_each_reports_attribution_window():
+    lookback = {p.spec.report_type_id: p.lookback_days for p in parse(BASE).ads.planned_reports()}
+    assert lookback["spCampaigns"] == lookback["spAdvertisedProduct"] == 58  # *30d columns
+    assert lookback["sbCampaigns"] == lookback["sdCampaigns"] == 42  # 14-day attribution at most
+    narrow = {**BASE, "ads": {**BASE["ads"], "reports": [
+        {"report_type": "spCampaigns", "columns": ["date", "clicks", "purchases14d"]}]}}
+    assert [p.lookback_days for p in parse(narrow).ads.planned_reports()] == [42]
+    fixed = {**BASE, "ads": {**BASE["ads"], "lookback_days": 7}}
+    assert set(p.lookback_days for p in parse(fixed).ads.planned_reports()) == {7}
 
 
 def test_ads_lookback_is_capped_by_retention():

@@ -35,7 +35,7 @@ from amzlake.ingest import states
 from amzlake.ingest.pipeline import Ingestion, discover_accounts
 from amzlake.ingest.runner import Readiness, Runner, RunSettings
 from amzlake.ingest.states import RETRIED_FAILURES, FailureClass, SliceState
-from amzlake.slices import Account, Source
+from amzlake.slices import Account, Source, is_data_document
 from amzlake.storage.ledger import Ledger, LedgerEntry
 
 log = logging.getLogger(__name__)
@@ -248,7 +248,7 @@ async def check_report_status(ingestion: Ingestion, slice_key: str, polls: int) 
 
 
 def _latest_data_key(entry: LedgerEntry) -> str | None:
-    data = [r.key for r in entry.raw_objects if not r.key.endswith(".fatal.json.gz")]
+    data = [r.key for r in entry.raw_objects if is_data_document(r.key)]
     return data[-1] if data else None
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from amzlake.slices import is_data_document
+
 log = logging.getLogger(__name__)
 
 GATE_KEY = "transform"  # the item's partition key value (attribute `pk`)
@@ -39,8 +41,7 @@ def data_document(key: str, raw_prefix: str) -> bool:
         if not key.startswith(prefix + "/"):
             return False
         rel = key[len(prefix) + 1:]
-    return (rel.split("/", 1)[0] in DATA_SOURCES and rel.endswith(".json.gz")
-            and not rel.endswith(".fatal.json.gz"))
+    return rel.split("/", 1)[0] in DATA_SOURCES and is_data_document(rel)
 
 
 class TaskTokens(Protocol):

@@ -7,7 +7,9 @@ about an hour, SP-API five minutes). Errors come back as S3's XML.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import zlib
+from collections.abc import AsyncIterator, Generator
+from contextlib import closing
 from pathlib import Path
 
 from starlette.requests import Request
@@ -32,14 +34,26 @@ def _s3_error(status: int, code: str, message: str) -> Response:
     return Response(body, status_code=status, media_type="application/xml")
 
 
-async def _stream(path: Path, limit: int, corrupt_at: int | None, drop: bool,
+def _pieces(path: Path, plain: bool) -> Generator[bytes]:
+    """The spooled gzip document, or its JSON inflated on the way (an uncompressed document)."""
+    inflate = zlib.decompressobj(wbits=31) if plain else None
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            yield inflate.decompress(chunk) if inflate else chunk
+    if inflate:
+        yield inflate.flush()
+
+
+async def _stream(pieces: Generator[bytes], limit: int, corrupt_at: int | None, drop: bool,
                   bytes_per_second: float | None) -> AsyncIterator[bytes]:
     sent = 0
-    with path.open("rb") as f:
-        while sent < limit:
-            chunk = f.read(min(CHUNK, limit - sent))
-            if not chunk:
+    with closing(pieces):  # closes the spooled file also when a fault stops early
+        for piece in pieces:
+            if sent >= limit:
                 break
+            chunk = piece[:limit - sent]
+            if not chunk:
+                continue
             if corrupt_at is not None and sent <= corrupt_at < sent + len(chunk):
                 i = corrupt_at - sent
                 # Flip a run of bytes: the deflate stream or its CRC no longer checks out.
@@ -67,7 +81,8 @@ def download_routes(state: EmulatorState) -> list[BaseRoute]:
         if fault and fault.kind == FaultKind.SERVER_ERROR:
             return _s3_error(fault.status, "InternalError", "We encountered an internal error.")
         doc = link.job.document
-        size = doc.size
+        plain = link.job.plain_document
+        size = doc.uncompressed_size if plain else doc.size
         limit, corrupt_at, drop, rate = size, None, False, None
         length = size
         if fault is not None:
@@ -85,10 +100,10 @@ def download_routes(state: EmulatorState) -> list[BaseRoute]:
             "ETag": f'"{doc.sha256[:32]}"',
             "x-amz-server-side-encryption": "AES256",
         }
-        if link.content_encoding:
+        if link.content_encoding and not plain:
             headers["Content-Encoding"] = "gzip"
         return StreamingResponse(
-            _stream(doc.path, limit, corrupt_at, drop, rate),
+            _stream(_pieces(doc.path, plain), limit, corrupt_at, drop, rate),
             media_type="application/octet-stream",
             headers=headers,
         )

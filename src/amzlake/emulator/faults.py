@@ -39,6 +39,7 @@ class ReportFault:
 
     outcome: Outcome
     reason: str | None = None
+    plain: bool = False  # SP-API: the document is served uncompressed
 
 
 class FaultKind(StrEnum):
@@ -58,6 +59,9 @@ class FaultKind(StrEnum):
     FATAL = "fatal"  # Ads FAILED / SP-API FATAL with `reason`
     CANCELLED = "cancelled"  # SP-API CANCELLED (no data)
     STUCK = "stuck"  # the report never leaves the queue
+    # SP-API: the document comes without compressionAlgorithm, its bytes plain JSON, as the spec
+    # allows ("compressionAlgorithm" is optional; absent, the bytes are the document as is).
+    UNCOMPRESSED = "uncompressed"
     # On an LWA token grant (operation lwa.token).
     TOKEN_EXPIRY = "token_expiry"  # access tokens issued expire after `seconds` of virtual time
 
@@ -67,7 +71,7 @@ DOWNLOAD_FAULTS = {
     FaultKind.DROP_DOWNLOAD, FaultKind.TRUNCATE, FaultKind.CORRUPT, FaultKind.EXPIRE_URL,
     FaultKind.SLOW, FaultKind.SERVER_ERROR,
 }
-REPORT_FAULTS = {FaultKind.FATAL, FaultKind.CANCELLED, FaultKind.STUCK}
+REPORT_FAULTS = {FaultKind.FATAL, FaultKind.CANCELLED, FaultKind.STUCK, FaultKind.UNCOMPRESSED}
 TOKEN_FAULTS = {FaultKind.TOKEN_EXPIRY}
 
 _DEFAULT_OPERATION = {
@@ -78,6 +82,7 @@ _DEFAULT_OPERATION = {
     FaultKind.FATAL: "*.create*Report",
     FaultKind.CANCELLED: "spapi.createReport",
     FaultKind.STUCK: "*.create*Report",
+    FaultKind.UNCOMPRESSED: "spapi.createReport",
     FaultKind.TOKEN_EXPIRY: "lwa.token",
 }
 
@@ -248,6 +253,8 @@ class FaultPlan:
         rule = self._pick(REPORT_FAULTS, operation, report_type)
         if rule is None:
             return None
+        if rule.kind == FaultKind.UNCOMPRESSED:
+            return ReportFault(Outcome.DONE, plain=True)
         outcome = {
             FaultKind.FATAL: Outcome.FAILED,
             FaultKind.CANCELLED: Outcome.CANCELLED,

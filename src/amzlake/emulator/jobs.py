@@ -79,6 +79,7 @@ class ReportJob:
     cancelled_at: datetime | None = None
     generation_error: str | None = None
     generation_seconds: float | None = None  # real time spent generating and spooling
+    plain_document: bool = False  # served uncompressed (SP-API fault "uncompressed")
     _ready: threading.Event = field(default_factory=threading.Event, repr=False)
     _expects_document: bool = False
 

@@ -237,7 +237,7 @@ def spapi_routes(state: EmulatorState) -> list[BaseRoute]:
         world = state.world
         plan: Callable[[], Any] | None = None
         outcome, reason, delays = Outcome.DONE, None, None
-        if fault is not None:
+        if fault is not None and not fault.plain:
             outcome, reason = fault.outcome, fault.reason
             if outcome == Outcome.FAILED:
                 text = reason or INJECTED_FATAL_TEXT
@@ -261,8 +261,9 @@ def spapi_routes(state: EmulatorState) -> list[BaseRoute]:
             dedupe_key=dedupe_key, plan=plan, outcome=outcome, failure_reason=reason,
             document_id=new_document_id(account) if plan is not None else None, delays=delays,
         )
-        if decision.fatal is not None and fault is None:
+        if decision.fatal is not None and (fault is None or fault.plain):
             job.request["fatalRule"] = decision.fatal.rule.value
+        job.plain_document = fault is not None and fault.plain
         return job
 
     async def get_reports(
@@ -302,7 +303,9 @@ def spapi_routes(state: EmulatorState) -> list[BaseRoute]:
                          if "createdUntil" in params else now)
             except VendorRequestRejected as e:
                 raise _invalid("Invalid input", details=e.message) from None
-            query["since"], query["until"] = iso(since), iso(until)
+            # Full precision in the (opaque) token: whole seconds would drop a report made in
+            # the same second as the listing, which at a fast test clock is a real case.
+            query["since"], query["until"] = since.isoformat(), until.isoformat()
             query["after"] = None
         since = parse_datetime(query["since"], "createdSince")
         until = parse_datetime(query["until"], "createdUntil")
@@ -380,9 +383,10 @@ def spapi_routes(state: EmulatorState) -> list[BaseRoute]:
             raise ApiError(404, "NotFound", "The requested report document was not found.")
         encoded = request.query_params.get("enableContentEncodingUrlHeader", "").lower() == "true"
         url, _ = state.document_url(request, job, DOCUMENT_URL_TTL, content_encoding=encoded)
-        return JSONResponse(
-            {"reportDocumentId": document_id, "url": url, "compressionAlgorithm": "GZIP"}
-        )
+        body = {"reportDocumentId": document_id, "url": url}
+        if not job.plain_document:
+            body["compressionAlgorithm"] = "GZIP"
+        return JSONResponse(body)
 
     async def reports(request: Request) -> Response:
         if request.method == "POST":

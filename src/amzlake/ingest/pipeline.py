@@ -256,6 +256,7 @@ class Ingestion:
         run = self.config.run
         return RunSettings(
             download_concurrency=run.concurrency,
+            create_concurrency=run.concurrency,
             poll_initial=run.poll_initial.total_seconds(),
             poll_factor=run.poll_factor,
             poll_max=run.poll_max.total_seconds(),

@@ -58,6 +58,8 @@ from amzlake.slices import (
     Slice,
     Source,
     VendorReportSpec,
+    is_compressed,
+    is_data_document,
     raw_key,
     spec_from_normalised,
 )
@@ -101,6 +103,11 @@ class RunSettings:
     """How the runner paces itself (seconds are on the runner's clock)."""
 
     download_concurrency: int = 8
+    # Slices of one account whose create is under way (its "create sent" mark recorded, waiting
+    # for a rate-limit token or its answer). Waiting for reports is not bounded: it costs a poll
+    # now and then. Bounded here so a backfill of thousands of slices marks a few at a time, and a
+    # crash leaves only those few to look up with getReports (itself slow: 0.0222/s).
+    create_concurrency: int = 8
     poll_initial: float = 30.0
     poll_factor: float = 1.2  # see RunConfig.poll_factor
     poll_max: float = 300.0
@@ -237,6 +244,7 @@ class Runner:
         self.listener = listener or (lambda entry: None)
         self.raw_prefix = raw_prefix
         self._downloads = asyncio.Semaphore(self.settings.download_concurrency)
+        self._creates: dict[tuple[str, str], asyncio.Semaphore] = {}
         self._auth_failed: AuthError | None = None
         # Remote ids other slices hold (a lost create's lookup skips them); read on first need.
         self._known_remote_ids: set[str] | None = None
@@ -256,6 +264,13 @@ class Runner:
         if held is None:
             raise StaleEntry(f"slice {entry.slice_key}: the lease passed to another run")
         return held
+
+    def _create_slot(self, entry: LedgerEntry) -> asyncio.Semaphore:
+        """The account's bound on creates under way (RunSettings.create_concurrency)."""
+        key = (entry.source, entry.account_id)
+        if key not in self._creates:
+            self._creates[key] = asyncio.Semaphore(self.settings.create_concurrency)
+        return self._creates[key]
 
     @asynccontextmanager
     async def lease_kept(self, entry: LedgerEntry) -> AsyncIterator[None]:
@@ -338,7 +353,8 @@ class Runner:
         if self._auth_failed is not None:
             return entry
         if entry.state is SliceState.PLANNED:
-            async with self.lease_kept(entry):  # a create may wait long for its token
+            # A create may wait long for its turn and its token: keep the lease meanwhile.
+            async with self.lease_kept(entry), self._create_slot(entry):
                 entry = await self.request(entry)
         if entry.state in (SliceState.REQUESTED, SliceState.PROCESSING):
             entry = await self._wait_and_fetch(entry)
@@ -569,8 +585,11 @@ class Runner:
             async def fresh_url() -> str:
                 return (await client.get_report_document(document_id)).url
 
-            return Check(await self._fatal(entry, slice_, await fresh_url(), fresh_url,
-                                           client.download, document_id), Readiness.ENDED)
+            document = await client.get_report_document(document_id)
+            return Check(await self._fatal(entry, slice_, document.url, fresh_url,
+                                           client.download, document_id,
+                                           compressed=document.compression is not None),
+                         Readiness.ENDED)
         return self._waiting(entry, status is ProcessingStatus.IN_PROGRESS)
 
     def _waiting(self, entry: LedgerEntry, processing: bool) -> Check:
@@ -594,8 +613,9 @@ class Runner:
                                      operation="ads.getAsyncReport")
                 return again.url
 
+            # Ads documents are always gzip (GZIP_JSON; CSV for a few types, gzip too).
             return await self._download(entry, slice_, url or await ads_url(), ads_url,
-                                        ads.download, None)
+                                        ads.download, None, compressed=True)
         spapi = self.clients.spapi(slice_.account)
         document_id = entry.remote_document_id
         if document_id is None:
@@ -605,15 +625,20 @@ class Runner:
         async def spapi_url() -> str:
             return (await spapi.get_report_document(document_id)).url
 
-        return await self._download(entry, slice_, url or await spapi_url(), spapi_url,
-                                    spapi.download, document_id)
+        # compressionAlgorithm absent: the bytes are the document as is (spapi-facts.md §3).
+        document = await spapi.get_report_document(document_id)
+        return await self._download(entry, slice_, document.url, spapi_url, spapi.download,
+                                    document_id, compressed=document.compression is not None)
 
     # ---- download -------------------------------------------------------------------------
 
     async def _store(self, slice_: Slice, url: str, fresh_url: Callable[[], Awaitable[str]],
                      download: Callable[[str], AsyncIterator[bytes]], key_for: Callable[[datetime], str],
+                     compressed: bool = True,
                      ) -> tuple[RawObject | None, GzipVerifier | None, str]:
-        """Stream the document into the raw zone, verified; retries with fresh URLs."""
+        """Stream the document into the raw zone, verified (a gzip document's stream is inflated
+        and checked; a plain one is checked against its Content-Length by the HTTP client);
+        retries with fresh URLs."""
         problem = ""
         for attempt in range(self.settings.download_attempts):
             if attempt:
@@ -623,7 +648,7 @@ class Runner:
                     problem = f"asking for a fresh URL failed: {_error_text(e)}"
                     continue
             fetched_at = self.clock.now()
-            verifier = GzipVerifier()
+            verifier = GzipVerifier() if compressed else None
             try:
                 async with self._downloads:
                     info = await self.store.put_stream(key_for(fetched_at), download(url),
@@ -653,9 +678,10 @@ class Runner:
         known = {r.key for r in entry.raw_objects}
         for info in self.store.list(folder):
             name = info.key.rsplit("/", 1)[-1]
-            if info.key in known or not name.endswith(".json.gz") or name.endswith(".fatal.json.gz"):
+            if info.key in known or not is_data_document(name):
                 continue
-            fetched_at = datetime.strptime(name.removesuffix(".json.gz"), "%Y%m%dT%H%M%S%fZ")
+            stamp = name.removesuffix(".gz").removesuffix(".json")
+            fetched_at = datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ")
             fetched_at = fetched_at.replace(tzinfo=UTC)
             head = self.store.head(info.key)
             if fetched_at >= entry.requested_at and head is not None:
@@ -665,14 +691,14 @@ class Runner:
     async def _download(self, entry: LedgerEntry, slice_: Slice, url: str,
                         fresh_url: Callable[[], Awaitable[str]],
                         download: Callable[[str], AsyncIterator[bytes]],
-                        document_id: str | None) -> LedgerEntry:
+                        document_id: str | None, *, compressed: bool) -> LedgerEntry:
         orphan = await asyncio.to_thread(self._orphan, entry, slice_)
         if orphan is not None:
             raw = RawObject(orphan.key, orphan.sha256, orphan.size, orphan.fetched_at, document_id)
             return self.update(entry, states.mark_downloaded(entry, raw, None, self.clock.now()))
         raw, verifier, problem = await self._store(
             slice_, url, fresh_url, download,
-            lambda at: raw_key(slice_, at, self.raw_prefix))
+            lambda at: raw_key(slice_, at, self.raw_prefix, compressed=compressed), compressed)
         now = self.clock.now()
         if raw is None:
             # The report still exists: keep it live so the next run downloads it, not re-asks.
@@ -680,8 +706,7 @@ class Runner:
                 entry, f"download failed {self.settings.download_attempts} times: {problem}", now))
         raw = RawObject(raw.key, raw.sha256, raw.size, raw.fetched_at, document_id)
         entry = self.update(entry, states.mark_downloaded(entry, raw, None, now))
-        assert verifier is not None
-        if slice_.source is Source.ADS and verifier.uncompressed_size <= 2:
+        if slice_.source is Source.ADS and verifier is not None and verifier.uncompressed_size <= 2:
             # An Ads document is one JSON array: two bytes is `[]`, Amazon's "no rows".
             entry = self.update(entry, states.mark_empty(entry, now, "the document has no rows"))
         return entry
@@ -689,13 +714,13 @@ class Runner:
     async def _fatal(self, entry: LedgerEntry, slice_: Slice, url: str,
                      fresh_url: Callable[[], Awaitable[str]],
                      download: Callable[[str], AsyncIterator[bytes]],
-                     document_id: str) -> LedgerEntry:
+                     document_id: str, *, compressed: bool) -> LedgerEntry:
         """Keep the FATAL report's error document and classify its errorDetails."""
 
         def key_for(at: datetime) -> str:
-            return raw_key(slice_, at, self.raw_prefix).replace(".json.gz", ".fatal.json.gz")
+            return raw_key(slice_, at, self.raw_prefix, compressed=compressed, error=True)
 
-        raw, _, problem = await self._store(slice_, url, fresh_url, download, key_for)
+        raw, _, problem = await self._store(slice_, url, fresh_url, download, key_for, compressed)
         details = None
         if raw is not None:
             details = await asyncio.to_thread(self._read_error_details, raw.key)
@@ -712,8 +737,10 @@ class Runner:
     def _read_error_details(self, key: str) -> str | None:
 
 
-        with self.store.open_read(key) as f, gzip.GzipFile(fileobj=f) as g:
-            body = g.read(1 << 20)  # error documents are small; cap what we read
+        with self.store.open_read(key) as f:
+            # Error documents are small; cap what we read.
+            body = (gzip.GzipFile(fileobj=f).read(1 << 20) if is_compressed(key)
+                    else f.read(1 << 20))
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:

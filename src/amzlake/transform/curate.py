@@ -26,6 +26,7 @@ from amzlake.ingest.states import FailureClass, SliceState
 from amzlake.lake.catalog import open_catalog
 from amzlake.lake.writer import CommitResult, LakeWriter
 from amzlake.notify import CommitEvent, Notifier, QuarantineEvent, broadcast
+from amzlake.slices import is_data_document
 from amzlake.storage.ledger import Ledger, LedgerEntry
 from amzlake.storage.objects import ObjectStore, open_store
 from amzlake.transform.model import SliceContext
@@ -79,7 +80,7 @@ class TransformResult:
 
 def context_for(entry: LedgerEntry) -> SliceContext:
     """The transform's view of a downloaded slice: its newest data document."""
-    data = [r for r in entry.raw_objects if not r.key.endswith(".fatal.json.gz")]
+    data = [r for r in entry.raw_objects if is_data_document(r.key)]
     if not data:
         raise ValueError(f"slice {entry.slice_key} has no data document")
     raw = data[-1]

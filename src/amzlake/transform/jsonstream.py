@@ -23,6 +23,7 @@ import pyarrow as pa
 from isal import igzip, isal_zlib
 
 from amzlake.errors import DocumentUnparseable
+from amzlake.slices import is_compressed
 
 # JSON text per parsed run: ~6k Ads rows of 30 columns. Measured on a 712 MB document: 4 MB runs
 # parse as fast as 8 MB ones (pyarrow splits a run into 1 MB blocks either way) with ~50 MB less
@@ -60,6 +61,29 @@ class GzipReader:
         return data
 
 
+class PlainReader:
+    """A document stored as served without compression (SP-API without compressionAlgorithm),
+    read through GzipReader's interface."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.consumed = 0  # bytes handed out so far
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes (b"" at the end)."""
+        data = self._stream.read(size)
+        self.consumed += len(data)
+        return data
+
+
+DocumentReader = GzipReader | PlainReader
+
+
+def document_reader(stream: BinaryIO, raw_key: str) -> DocumentReader:
+    """The reader for the raw document under `raw_key`: gzip or plain, as it was served."""
+    return GzipReader(stream) if is_compressed(raw_key) else PlainReader(stream)
+
+
 def snippet(data: bytes, limit: int = 40) -> str:
     """A short printable excerpt of `data` for error messages."""
     text = data[:limit].decode("utf-8", "replace")
@@ -71,7 +95,7 @@ _SEPARATOR = re.compile(rb"\}\s*,\s*\{")
 _WS = b" \t\r\n"
 
 
-def open_array(reader: GzipReader) -> bytes:
+def open_array(reader: DocumentReader) -> bytes:
     """The bytes after the opening `[` of a document that must be one JSON array (the first
     buffer); raises DocumentUnparseable when the document is empty or not an array."""
     buf = reader.read(_READ)
@@ -88,7 +112,7 @@ def open_array(reader: GzipReader) -> bytes:
     return buf[1:]
 
 
-def array_chunks(reader: GzipReader, head: bytes,
+def array_chunks(reader: DocumentReader, head: bytes,
                  target: int = CHUNK_BYTES) -> Iterator[tuple[bytes, bytes, bool]]:
     """(elements, separator after them, is_last) runs of a JSON array's text after its `[`.
 

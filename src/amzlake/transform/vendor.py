@@ -21,7 +21,8 @@ from ijson.common import ObjectBuilder
 
 from amzlake.errors import DocumentUnparseable
 from amzlake.transform.jsonstream import (
-    GzipReader,
+    DocumentReader,
+    document_reader,
     first_line,
     infer_type,
     is_incomplete,
@@ -93,7 +94,7 @@ class _Table:
 class _VendorParser:
     """Walks the document's events once and deals flattened rows to its tables."""
 
-    def __init__(self, context: SliceContext, doc: VendorDocument, reader: GzipReader) -> None:
+    def __init__(self, context: SliceContext, doc: VendorDocument, reader: DocumentReader) -> None:
         self.context = context
         self.doc = doc
         self.reader = reader
@@ -321,15 +322,15 @@ def _flatten(obj: dict[str, Any], prefix: tuple[str, ...], out: dict[str, Any],
 
 
 def parse_vendor(context: SliceContext, stream: BinaryIO) -> ParsedDocument:
-    """The vendor document in `stream` (gzip) as the rows of its tables; raises
-    DocumentUnparseable now for a document that is not gzip or not a JSON object, and while
-    batches are read for the rest."""
+    """The vendor document in `stream` (gzip, or plain JSON if Amazon served it uncompressed) as
+    the rows of its tables; raises DocumentUnparseable now for a document that is not gzip or not
+    a JSON object, and while batches are read for the rest."""
     doc = VENDOR_DOCUMENTS.get(context.report_type)
     if doc is None:
         raise DocumentUnparseable(
             f"unknown vendor report type {context.report_type!r}: "
             "the catalogue has no schema for it")
-    parser = _VendorParser(context, doc, GzipReader(stream))
+    parser = _VendorParser(context, doc, document_reader(stream, context.raw_key))
     parser.start()
     first, last = parser.first_day, parser.last_day
     fp = Footprint(context.account_id, context.identity, first, last, context.fetched_at)

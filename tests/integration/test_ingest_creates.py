@@ -1,4 +1,5 @@
-"""A create whose answer was lost: the report it made is found and attached, never asked twice."""
+"""Creates: a lost answer's report is found and attached, never asked twice; a create waiting
+for its turn keeps its lease; an account has a bounded number of creates under way."""
 
 from __future__ import annotations
 
@@ -122,3 +123,34 @@ def test_a_run_keeps_its_lease_while_a_create_waits(make_emulator, tmp_path: Pat
     assert all(r.state is SliceState.DOWNLOADED for r in result.results)
     calls = emu.client.get("/_emulator/calls").json()
     assert calls["calls"]["ads.createAsyncReport"] == len(planned) and calls["duplicate_creates"] == 0
+
+
+def test_an_account_has_at_most_concurrency_creates_under_way(make_emulator, tmp_path: Path) -> None:
+    # Every create takes 0.4 s real: with concurrency 2, at most two slices of the profile may
+    # carry the "create sent" mark at any moment, however many are planned.
+    emu = make_emulator(faults=[{"kind": "slow", "operation": "ads.createAsyncReport",
+                                 "seconds": 0.4, "times": 1000}])
+    reports = [{"report_type": t} for t in ("spCampaigns", "sbCampaigns", "sdCampaigns",
+                                            "spTargeting", "sbAds", "sdAdGroup")]
+    config, env = emulator_config(emu, tmp_path, vendor={"enabled": False},
+                                  ads={"countries": ["US"], "reports": reports},
+                                  run={"concurrency": 2})
+    outcome: list[Any] = []
+    running = threading.Thread(target=lambda: outcome.append(run_once(emu, config, env)))
+    running.start()
+    seen: list[int] = []
+    ledger = None
+    while running.is_alive():
+        time.sleep(0.05)
+        if ledger is None:
+            if not Path(config.storage.ledger_location).exists():
+                continue
+            ledger = open_ledger(config.storage.ledger_location)
+        marked = [e for e in ledger.query(states=[SliceState.PLANNED]) if e.note == CREATE_SENT]
+        seen.append(len(marked))
+    running.join()
+    assert ledger is not None
+    ledger.close()
+    result, _, planned = outcome[0]
+    assert len(planned) > 6 and all(r.state is SliceState.DOWNLOADED for r in result.results)
+    assert max(seen) == 2, seen
