@@ -113,13 +113,15 @@ class ClientPool:
                 timeouts=self._timeouts(), shared=self.shared)
         return self._spapi[account.account_id]
 
-    def stats(self) -> dict[str, int]:
-        """Calls, retries and throttles so far, summed over every client."""
-        total: dict[str, int] = {}
+    def stats(self) -> dict[str, float]:
+        """Calls, retries, throttles and server errors so far, and the seconds calls spent
+        waiting for the rate limiter and in backoff (summed over calls), over every client."""
+        total: dict[str, float] = {}
         for client in [*self._ads.values(), *self._spapi.values()]:
             for stat in client.http.stats().values():
-                for name in ("calls", "retries", "throttled", "server_errors"):
-                    total[name] = total.get(name, 0) + int(getattr(stat, name))
+                for name in ("calls", "retries", "throttled", "server_errors", "rate_wait",
+                             "backoff_wait"):
+                    total[name] = total.get(name, 0) + getattr(stat, name)
         return total
 
     def operation_stats(self) -> dict[str, dict[str, float]]:
