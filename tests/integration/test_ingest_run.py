@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from datetime import date
 from pathlib import Path
 
 from amzlake.ingest.states import SliceState
@@ -112,6 +113,26 @@ def test_next_day_re_pulls_restated_days_and_keeps_every_pull(make_emulator, tmp
     per_day = [t["details"]["byDate"][day.isoformat()] for t in truths]
     assert per_day[0] != per_day[1]
     assert all(ingestion.store.exists(r.key) for e in pulls for r in e.raw_objects)
+
+
+def test_yesterday_is_each_profiles_own(make_emulator, tmp_path: Path) -> None:
+    # 2026-11-20 15:00 UTC is 07:00 on the 20th in Los Angeles but already 00:00 on the 21st in
+    # Tokyo: the newest complete day is the 19th for the US profile and the 20th for the JP one.
+    emu: RunningEmulator = make_emulator(token_lifetime=LONG_TOKENS)
+    config, env = emulator_config(emu, tmp_path, vendor={"enabled": False},
+                                  ads={"countries": ["US", "JP"], "lookback_days": 3,
+                                       "reports": [{"report_type": "spCampaigns"}]})
+    result, ingestion, _ = run_once(emu, config, env)
+    assert all(r.state is SliceState.DOWNLOADED for r in result.results)
+    newest: dict[str, date] = {}
+    for e in ingestion.ledger.query():
+        country = e.account["country_code"]
+        newest[country] = max(newest.get(country, e.end), e.end)
+    assert newest == {"US": date(2026, 11, 19), "JP": date(2026, 11, 20)}
+    # The emulator made each document for the profile's own days (its truth, by date).
+    for e in ingestion.ledger.query():
+        truth = emu.client.get(f"/_emulator/truth/ads/{e.remote_report_id}").json()["truth"]
+        assert max(truth["details"]["byDate"]) == e.end.isoformat()
 
 
 def test_every_vendor_report_type_lands(make_emulator, tmp_path: Path) -> None:

@@ -154,6 +154,23 @@ def test_vendor_weeks_are_sunday_to_saturday() -> None:
         assert is_aligned(ReportPeriod.WEEK, p.slice.start, p.slice.end)
 
 
+def test_vendor_quarters_and_years_are_calendar_aligned() -> None:
+    # The lookback counts back from the newest complete period's end (Q3 2026: Sep 30) and takes
+    # every period it touches; a slice may hold several whole quarters (the type's span).
+    quarters = plan_report(ReportPlan(VENDOR, sales("QUARTER"), 200), NOW, [])
+    spans = [(p.slice.start, p.slice.end) for p in quarters]
+    assert spans[0][0] == date(2026, 1, 1) and spans[-1][1] == date(2026, 9, 30)
+    assert all(is_aligned(ReportPeriod.QUARTER, a, b) for a, b in spans)
+    assert all((b + timedelta(days=1)) == c for (_, b), (c, _) in itertools.pairwise(spans))
+    years = plan_report(ReportPlan(VENDOR, sales("YEAR"), 400), NOW, [])
+    assert [(p.slice.start, p.slice.end) for p in years] == [
+        (date(2024, 1, 1), date(2024, 12, 31)), (date(2025, 1, 1), date(2025, 12, 31))]
+    # A period still open (Q4 2026, the year 2026) is never asked for.
+    later = plan_report(ReportPlan(VENDOR, sales("QUARTER"), 200), NOW + timedelta(days=10),
+                        fetched(quarters, NOW))
+    assert all(p.slice.end <= date(2026, 9, 30) and p.reason == "restatement" for p in later)
+
+
 def test_real_time_inventory_covers_the_last_168_hours_by_utc_day() -> None:
     spec = VendorReportSpec.of("GET_VENDOR_REAL_TIME_INVENTORY_REPORT")
     planned = plan_report(ReportPlan(VENDOR, spec, 7), NOW, [])
@@ -187,8 +204,8 @@ def test_bad_specs_are_config_errors() -> None:
 @settings(max_examples=60, deadline=None)
 @given(
     hours=st.integers(0, 24 * 400),
-    lookback=st.integers(1, 60),
-    period=st.sampled_from(["DAY", "WEEK", "MONTH"]),
+    lookback=st.integers(1, 500),
+    period=st.sampled_from(["DAY", "WEEK", "MONTH", "QUARTER", "YEAR"]),
     ads=st.booleans(),
 )
 def test_plans_never_overlap_stay_in_bounds_and_settle(hours: int, lookback: int, period: str,
