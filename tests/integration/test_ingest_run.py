@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -133,6 +135,22 @@ def test_yesterday_is_each_profiles_own(make_emulator, tmp_path: Path) -> None:
     for e in ingestion.ledger.query():
         truth = emu.client.get(f"/_emulator/truth/ads/{e.remote_report_id}").json()["truth"]
         assert max(truth["details"]["byDate"]) == e.end.isoformat()
+
+
+def test_a_run_sweeps_what_killed_downloads_left_a_day_ago(make_emulator, tmp_path: Path) -> None:
+    emu: RunningEmulator = make_emulator(token_lifetime=LONG_TOKENS)
+    config, env = emulator_config(emu, tmp_path, vendor={"enabled": False},
+                                  ads={"countries": ["US"], "lookback_days": 1,
+                                       "reports": [{"report_type": "spCampaigns"}]})
+    folder = Path(config.storage.raw_location) / "ads" / "spCampaigns" / "2026-11-01" / "1" / "k"
+    folder.mkdir(parents=True)
+    old, fresh = folder / ".20261101T000000000000Z.json.gz.a1.tmp", folder / ".x.json.gz.b2.tmp"
+    for leftover in (old, fresh):
+        leftover.write_bytes(b"\x1f\x8b cut off")
+    two_days_ago = time.time() - 2 * 86_400
+    os.utime(old, (two_days_ago, two_days_ago))
+    run_once(emu, config, env)
+    assert not old.exists() and fresh.exists()
 
 
 def test_every_vendor_report_type_lands(make_emulator, tmp_path: Path) -> None:

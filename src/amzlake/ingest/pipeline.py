@@ -6,12 +6,13 @@ calls the same planner and runner steps from its Lambda handlers.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 
 import httpx
@@ -20,7 +21,7 @@ from amzlake.catalog.marketplaces import MARKETPLACES_BY_ID
 from amzlake.catalog.vendor import REPORTING_TIMEZONE
 from amzlake.clock import ScaledClock
 from amzlake.config import AmzlakeConfig
-from amzlake.errors import ConfigError, StaleEntry
+from amzlake.errors import ConfigError, StaleEntry, StorageError
 from amzlake.ingest import states
 from amzlake.ingest.planner import PlannedSlice, ReportPlan, plan_backfill, plan_report
 from amzlake.ingest.runner import Listener, Runner, RunResult, RunSettings, merge, resumable
@@ -187,6 +188,8 @@ def build_plans(config: AmzlakeConfig, accounts: Iterable[Account]) -> list[Repo
     return plans
 
 
+# A download takes minutes; a temp file or multipart upload a day old was left by a killed one.
+ABANDONED_AFTER = timedelta(days=1)
 _FINISHED = frozenset({SliceState.CURATED, SliceState.EMPTY, SliceState.CANCELLED,
                        SliceState.FAILED, SliceState.DOWNLOADED})
 
@@ -297,6 +300,19 @@ class Ingestion:
             out.append(entry)
         return out
 
+    def sweep_raw_zone(self) -> int:
+        """Remove what downloads killed mid-stream left in the raw zone a day or more ago (file
+        and object times are real time, so the real clock); a failure only warns."""
+        try:
+            removed = self.store.sweep_abandoned(datetime.now(UTC) - ABANDONED_AFTER)
+        except StorageError as exc:
+            log.warning("could not sweep the raw zone's unfinished writes: %s", exc)
+            return 0
+        if removed:
+            log.info("removed %d unfinished writes that killed downloads left in the raw zone",
+                     removed)
+        return removed
+
     async def prepare(self, backfill: tuple[date, date] | None = None) -> Prepared:
         """The run's accounts, its planned slices, and its work: the planned entries recorded in
         the ledger plus whatever an earlier run left live, without duplicates."""
@@ -322,6 +338,8 @@ class Ingestion:
                   on_start: Callable[[list[LedgerEntry]], None] | None = None,
                   ) -> tuple[RunResult, list[PlannedSlice]]:
         """Plan, record and work every slice; resumes whatever an earlier run left live."""
+        # On AWS the raw bucket's lifecycle rule aborts unfinished uploads; here the run does.
+        await asyncio.to_thread(self.sweep_raw_zone)
         prepared = await self.prepare(backfill)
         runner = self.runner(prepared.accounts, listener)
         work, planned = prepared.work, prepared.planned

@@ -169,6 +169,25 @@ class FileStore:
         """Remove the object if present (for quarantine moves only)."""
         self._path(key).unlink(missing_ok=True)
 
+    def sweep_abandoned(self, older_than: datetime) -> int:
+        """Remove hidden temp files (`.{name}.{uuid}.tmp`) of writes killed before their
+        publish, last changed before `older_than`; returns how many."""
+        removed = 0
+        for dirpath, _, filenames in os.walk(self.root):
+            for name in filenames:
+                if not (name.startswith(".") and name.endswith(".tmp")):
+                    continue
+                path = Path(dirpath, name)
+                try:
+                    if _mtime(path) < older_than:
+                        path.unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    continue  # its writer finished or removed it meanwhile
+                except OSError as exc:
+                    raise StorageError(f"raw zone {self.root}: cannot remove {path}: {exc}") from exc
+        return removed
+
     def __repr__(self) -> str:
         return f"FileStore({self.location!r})"
 

@@ -232,6 +232,11 @@ class ObjectStore(Protocol):
         """Remove the object (for quarantine moves only; raw is otherwise append-only)."""
         ...
 
+    def sweep_abandoned(self, older_than: datetime) -> int:
+        """Remove what downloads killed mid-stream left behind and started before `older_than`
+        (hidden temp files; unfinished multipart uploads); returns how many."""
+        ...
+
 
 def open_store(url: str | Path, **options: Any) -> ObjectStore:
     """The object store at `url`: a folder path or file:// URL, or s3://bucket/prefix."""
