@@ -83,7 +83,8 @@ async def run_job(config: AmzlakeConfig, clock: ScaledClock, *,
         def heard(entry: LedgerEntry) -> None:
             if listener is not None:
                 listener(entry)
-            if entry.state is SliceState.DOWNLOADED:
+            # A download to curate, or a "no data" answer whose days may hold older rows.
+            if entry.state in (SliceState.DOWNLOADED, SliceState.EMPTY):
                 debouncer.announce()
 
         transforms = asyncio.create_task(transform_when_quiet(debouncer, transformer))
@@ -98,6 +99,13 @@ async def run_job(config: AmzlakeConfig, clock: ScaledClock, *,
             await ingestion.aclose()
 
 
+def _newest_answer(entry: LedgerEntry) -> str:
+    """What a pending slice's latest answer was: its newest document, or "no data" at a time."""
+    if entry.state is SliceState.DOWNLOADED and entry.raw_objects:
+        return entry.raw_objects[-1].key
+    return f"no data at {entry.finished_at or entry.updated_at}"
+
+
 async def watch(config: AmzlakeConfig, ledger: Ledger, store: ObjectStore, clock: ScaledClock,
                 stop: asyncio.Event) -> list[TransformResult]:
     """`amzlake transform --watch`: look for new downloads every poll interval; transform each
@@ -108,7 +116,7 @@ async def watch(config: AmzlakeConfig, ledger: Ledger, store: ObjectStore, clock
 
     async def look() -> None:
         while not stop.is_set():
-            fresh = {(e.slice_key, e.raw_objects[-1].key) for e in pending(ledger) if e.raw_objects}
+            fresh = {(e.slice_key, _newest_answer(e)) for e in pending(ledger)}
             if fresh - seen:
                 seen.update(fresh)
                 debouncer.announce()

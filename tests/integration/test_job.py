@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 
+from amzlake.emulator.faults import Fault, FaultKind, FaultPlan
 from amzlake.ingest.pipeline import Ingestion
 from amzlake.ingest.states import FailureClass, SliceState
 from amzlake.job import JobResult, run_job, transformer_for
@@ -96,6 +97,33 @@ def test_a_restated_day_replaces_its_numbers(make_emulator, tmp_path: Path) -> N
     truth = emu.client.get(f"/_emulator/truth/ads/{newest.remote_report_id}").json()["truth"]
     on_day = second.filter(pc.equal(second["report_date"], day))
     assert on_day.num_rows == truth["details"]["byDate"][day.isoformat()]["rows"]
+
+
+def test_a_day_restated_to_no_data_loses_its_rows(make_emulator, tmp_path: Path) -> None:
+    emu: RunningEmulator = make_emulator(token_lifetime=10**7)
+    config, env = emulator_config(emu, tmp_path, ads={"enabled": False},
+                                  vendor={"reports": [{"report_type": "GET_VENDOR_SALES_REPORT"}]},
+                                  transform={"quiet_period": "5s"})
+    _job(emu, config, env)
+    lake = Path(config.storage.lake)
+    first = open_catalog(lake).load_table(("amzlake", "vendor_sales_by_asin")).scan().to_arrow()
+    # From now on Amazon answers every sales report with CANCELLED: no data for the range.
+    emu.state.faults = FaultPlan([Fault(kind=FaultKind.CANCELLED,
+                                        report_type="GET_VENDOR_SALES_REPORT")], seed=1)
+    emu.client.post("/_emulator/clock/advance", params={"seconds": 86_400})
+    job, ingestion = _job(emu, config, env)
+    repulled = [p.slice for p in job.planned if p.reason == "restatement"]
+    assert repulled
+    emptied = [ingestion.ledger.get(s.key) for s in repulled]
+    assert all(e is not None and e.state is SliceState.EMPTY and e.row_count == 0 for e in emptied)
+    after = open_catalog(lake).load_table(("amzlake", "vendor_sales_by_asin")).scan().to_arrow()
+    gone = {(s.account.account_id, s.start) for s in repulled}
+    kept = [(a, d) for a, d in zip(first["account_id"].to_pylist(),
+                                   first["report_date"].to_pylist(), strict=True)
+            if (a, d) not in gone]
+    assert sorted(zip(after["account_id"].to_pylist(), after["report_date"].to_pylist(),
+                      strict=True)) == sorted(kept)
+    assert len(kept) < first.num_rows  # the re-pulled days had rows before
 
 
 def test_an_unparseable_document_is_quarantined_and_the_rest_goes_on(make_emulator,

@@ -157,9 +157,13 @@ def mark_downloaded(entry: LedgerEntry, raw_object: RawObject, row_hint: int | N
 
 
 def mark_empty(entry: LedgerEntry, now: datetime, note: str = "Amazon reported no data") -> Changes:
-    """Changes for a slice Amazon confirmed has no data (SP-API CANCELLED, or zero rows)."""
+    """Changes for a slice Amazon confirmed has no data (SP-API CANCELLED, or zero rows).
+
+    `row_count` stays unknown (None) until the transform has applied the answer to the curated
+    tables (removing what earlier pulls of these days left there) and sets it to 0.
+    """
     _check(entry, "mark_empty")
-    return {"state": S.EMPTY, "row_count": 0, "finished_at": _aware(now), "note": note,
+    return {"state": S.EMPTY, "row_count": None, "finished_at": _aware(now), "note": note,
             "failure_class": None, "error": None, "updated_at": now}
 
 

@@ -195,6 +195,10 @@ class LakeWriter:
 
     # ---- tables -------------------------------------------------------------------------------
 
+    def exists(self, name: str) -> bool:
+        """Whether the table `name` is in the catalog."""
+        return bool(self.catalog.table_exists(lake_identifier(self.namespace, name)))
+
     def table(self, name: str, schema: pa.Schema | None = None) -> Table:
         """The table `name`, created from `schema` on first use (None: it must exist)."""
         ident = lake_identifier(self.namespace, name)

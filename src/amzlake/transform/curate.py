@@ -30,7 +30,7 @@ from amzlake.slices import is_data_document
 from amzlake.storage.ledger import Ledger, LedgerEntry
 from amzlake.storage.objects import ObjectStore, open_store
 from amzlake.transform.model import SliceContext
-from amzlake.transform.parse import parse_document
+from amzlake.transform.parse import cleared_tables, parse_document
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class CurateTask:
     lake_dir: str
     catalog_overrides: tuple[tuple[str, str], ...] = ()
     namespace: str = "amzlake"
+    clear: bool = False  # a re-pull with no data: remove the slice's rows, read no document
 
 
 @dataclass(frozen=True)
@@ -93,13 +94,33 @@ def context_for(entry: LedgerEntry) -> SliceContext:
     )
 
 
+def cleared_context(entry: LedgerEntry) -> SliceContext:
+    """The transform's view of a slice whose newest pull had no data (its rows are to go)."""
+    return SliceContext(
+        source=entry.source, account_id=entry.account_id, report_type=entry.report_type,
+        spec=entry.spec, start=entry.start, end=entry.end, slice_key=entry.slice_key,
+        remote_report_id=entry.remote_report_id, raw_key="",
+        fetched_at=entry.finished_at or entry.updated_at,
+        currency_code=entry.account.get("currency_code"), timezone=entry.account.get("timezone"),
+        marketplace_id=entry.account.get("marketplace_id"),
+    )
+
+
 def curate(task: CurateTask) -> CurateOutcome:
-    """Parse one document and replace its slice in every table it feeds (runs in a worker)."""
+    """Parse one document and replace its slice in every table it feeds (runs in a worker); for
+    a `clear` task, replace the slice's rows with none."""
     ctx = task.context
     store = open_store(task.raw_location)
     writer = LakeWriter(open_catalog(Path(task.lake_dir), dict(task.catalog_overrides)),
                         task.namespace)
     commits: list[CommitResult] = []
+    if task.clear:
+        for rows in cleared_tables(ctx):
+            if writer.exists(rows.table):  # no table yet: nothing of the slice to remove
+                done = writer.replace(rows)
+                if done.committed:  # rows were removed (no rows there: no commit, no event)
+                    commits.append(done)
+        return CurateOutcome(ctx.slice_key, ctx.raw_key, tuple(commits))
     try:
         with store.open_read(ctx.raw_key) as stream:
             parsed = parse_document(ctx, stream)
@@ -113,9 +134,18 @@ def curate(task: CurateTask) -> CurateOutcome:
 
 
 def pending(ledger: Ledger) -> list[LedgerEntry]:
-    """Downloaded slices whose newest document is not curated yet, oldest fetch first."""
+    """Downloaded slices whose newest document is not curated yet, and slices Amazon answered
+    with no data that the curated tables do not reflect yet (row_count unknown); oldest first.
+    The days of a re-pull may hold rows of an earlier, wider slice, so every such answer counts."""
     entries = ledger.query(states=[SliceState.DOWNLOADED])
-    return sorted(entries, key=lambda e: e.raw_objects[-1].fetched_at if e.raw_objects else e.updated_at)
+    entries += [e for e in ledger.query(states=[SliceState.EMPTY]) if e.row_count is None]
+    return sorted(entries, key=_fetched)
+
+
+def _fetched(e: LedgerEntry) -> datetime:
+    if e.state is SliceState.EMPTY or not e.raw_objects:
+        return e.finished_at or e.updated_at
+    return e.raw_objects[-1].fetched_at
 
 
 def curate_tasks(entries: Sequence[LedgerEntry], *, raw_location: str, lake_dir: Path | str,
@@ -123,8 +153,11 @@ def curate_tasks(entries: Sequence[LedgerEntry], *, raw_location: str, lake_dir:
                  namespace: str = "amzlake") -> list[CurateTask]:
     """One task per slice of `entries` (a slice listed twice is curated once), in their order."""
     tasks = {
-        e.slice_key: CurateTask(context_for(e), raw_location, str(lake_dir), catalog_overrides,
-                                namespace)
+        e.slice_key: (
+            CurateTask(cleared_context(e), raw_location, str(lake_dir), catalog_overrides,
+                       namespace, clear=True)
+            if e.state is SliceState.EMPTY else
+            CurateTask(context_for(e), raw_location, str(lake_dir), catalog_overrides, namespace))
         for e in entries
     }
     return list(tasks.values())
@@ -146,6 +179,8 @@ def record_outcome(outcome: CurateOutcome, result: TransformResult, *, ledger: L
                     entry, FailureClass.RETRYABLE, f"quarantined: {outcome.quarantined}", now))
             elif entry.state is SliceState.DOWNLOADED:
                 ledger.update(entry, states.mark_curated(entry, outcome.rows, now))
+            elif entry.state is SliceState.EMPTY and entry.row_count is None:
+                ledger.update(entry, {"row_count": 0, "updated_at": now})  # no rows left
         except StaleEntry:
             log.warning("slice %s changed while it was curated; the next transform takes it",
                         outcome.slice_key)
