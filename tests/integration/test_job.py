@@ -126,6 +126,31 @@ def test_a_day_restated_to_no_data_loses_its_rows(make_emulator, tmp_path: Path)
     assert len(kept) < first.num_rows  # the re-pulled days had rows before
 
 
+def test_an_ads_document_without_rows_is_empty_and_clears_a_restated_day(make_emulator,
+                                                                        tmp_path: Path) -> None:
+    emu: RunningEmulator = make_emulator(token_lifetime=10**7)
+    config, env = emulator_config(emu, tmp_path, vendor={"enabled": False},
+                                  ads={"countries": ["US"], "reports": [{"report_type": "spCampaigns"}]},
+                                  transform={"quiet_period": "5s"})
+    _job(emu, config, env)
+    lake = Path(config.storage.lake)
+    first = open_catalog(lake).load_table(("amzlake", "ads_sp_campaigns_daily")).scan().to_arrow()
+    emu.state.faults = FaultPlan([Fault(kind=FaultKind.NO_ROWS)], seed=1)  # every report: `[]`
+    emu.client.post("/_emulator/clock/advance", params={"seconds": 86_400})
+    job, ingestion = _job(emu, config, env)
+    answered = [ingestion.ledger.get(p.slice.key) for p in job.planned]
+    assert answered and all(e is not None and e.state is SliceState.EMPTY for e in answered)
+    for e in answered:
+        assert e is not None and e.note == "the document has no rows" and e.row_count == 0
+        with ingestion.store.open_read(e.raw_objects[-1].key) as f:
+            assert gzip.decompress(f.read()) == b"[]"  # kept as served, like any document
+    after = open_catalog(lake).load_table(("amzlake", "ads_sp_campaigns_daily")).scan().to_arrow()
+    restated = {p.slice.start for p in job.planned if p.reason == "restatement"}
+    assert restated
+    assert not set(after["report_date"].to_pylist()) & restated
+    assert after.num_rows == sum(1 for d in first["report_date"].to_pylist() if d not in restated)
+
+
 def test_an_unparseable_document_is_quarantined_and_the_rest_goes_on(make_emulator,
                                                                      tmp_path: Path) -> None:
     emu: RunningEmulator = make_emulator(token_lifetime=10**7)

@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 from amzlake.catalog.ads import AdsReportRequest, AdsRequestInvalid, validate_create_request
 from amzlake.catalog.limits import ADS_REPORTING_LIMITS
 from amzlake.emulator.ads_data import ads_document
+from amzlake.emulator.documents import no_rows_document
 from amzlake.emulator.state import (
     ApiError,
     AuthFailure,
@@ -275,7 +276,9 @@ def ads_routes(state: EmulatorState) -> list[BaseRoute]:
             outcome = fault.outcome
             if outcome in (Outcome.FAILED, Outcome.CANCELLED):
                 reason = fault.reason or INJECTED_FAILURE
-        if outcome == Outcome.DONE:
+        if outcome == Outcome.DONE and fault is not None and fault.no_rows:
+            plan = no_rows_document
+        elif outcome == Outcome.DONE:
             # Picklable for the worker process: the validated request holds mapping proxies, so
             # the worker validates the same body again, against the same profile-local today.
             plan = partial(ads_document, state.world, profile, body, now)

@@ -110,3 +110,9 @@ def spool(plan: DocumentPlan, path: Path, level: int = GZIP_LEVEL,
         write(compressor.flush())
     os.replace(tmp, path)
     return SpooledDocument(path, path.stat().st_size, raw, digest.hexdigest())
+
+
+def no_rows_document() -> DocumentPlan:
+    """An Ads document without rows, `[]` (the emulator's no_rows fault); module-level so a
+    worker process can unpickle it."""
+    return DocumentPlan(json_array(iter(())), Truth())

@@ -40,6 +40,7 @@ class ReportFault:
     outcome: Outcome
     reason: str | None = None
     plain: bool = False  # SP-API: the document is served uncompressed
+    no_rows: bool = False  # Ads: the report completes with an empty document (`[]`)
 
 
 class FaultKind(StrEnum):
@@ -62,6 +63,8 @@ class FaultKind(StrEnum):
     # SP-API: the document comes without compressionAlgorithm, its bytes plain JSON, as the spec
     # allows ("compressionAlgorithm" is optional; absent, the bytes are the document as is).
     UNCOMPRESSED = "uncompressed"
+    # Ads: the report completes and its document holds no rows, `[]` (a day without traffic).
+    NO_ROWS = "no_rows"
     # On an LWA token grant (operation lwa.token).
     TOKEN_EXPIRY = "token_expiry"  # access tokens issued expire after `seconds` of virtual time
 
@@ -71,7 +74,8 @@ DOWNLOAD_FAULTS = {
     FaultKind.DROP_DOWNLOAD, FaultKind.TRUNCATE, FaultKind.CORRUPT, FaultKind.EXPIRE_URL,
     FaultKind.SLOW, FaultKind.SERVER_ERROR,
 }
-REPORT_FAULTS = {FaultKind.FATAL, FaultKind.CANCELLED, FaultKind.STUCK, FaultKind.UNCOMPRESSED}
+REPORT_FAULTS = {FaultKind.FATAL, FaultKind.CANCELLED, FaultKind.STUCK, FaultKind.UNCOMPRESSED,
+                 FaultKind.NO_ROWS}
 TOKEN_FAULTS = {FaultKind.TOKEN_EXPIRY}
 
 _DEFAULT_OPERATION = {
@@ -83,6 +87,7 @@ _DEFAULT_OPERATION = {
     FaultKind.CANCELLED: "spapi.createReport",
     FaultKind.STUCK: "*.create*Report",
     FaultKind.UNCOMPRESSED: "spapi.createReport",
+    FaultKind.NO_ROWS: "ads.createAsyncReport",
     FaultKind.TOKEN_EXPIRY: "lwa.token",
 }
 
@@ -255,6 +260,8 @@ class FaultPlan:
             return None
         if rule.kind == FaultKind.UNCOMPRESSED:
             return ReportFault(Outcome.DONE, plain=True)
+        if rule.kind == FaultKind.NO_ROWS:
+            return ReportFault(Outcome.DONE, no_rows=True)
         outcome = {
             FaultKind.FATAL: Outcome.FAILED,
             FaultKind.CANCELLED: Outcome.CANCELLED,
