@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 
 from amzlake.ingest.states import SliceState
+from amzlake.storage.file_store import INCOMING
 from tests.conftest import RunningEmulator
 from tests.integration.ingest_helpers import emulator_config, run_once
 
@@ -142,9 +143,9 @@ def test_a_run_sweeps_what_killed_downloads_left_a_day_ago(make_emulator, tmp_pa
     config, env = emulator_config(emu, tmp_path, vendor={"enabled": False},
                                   ads={"countries": ["US"], "lookback_days": 1,
                                        "reports": [{"report_type": "spCampaigns"}]})
-    folder = Path(config.storage.raw_location) / "ads" / "spCampaigns" / "2026-11-01" / "1" / "k"
+    folder = Path(config.storage.raw_location) / INCOMING
     folder.mkdir(parents=True)
-    old, fresh = folder / ".20261101T000000000000Z.json.gz.a1.tmp", folder / ".x.json.gz.b2.tmp"
+    old, fresh = folder / "20261101T000000000000Z.json.gz.a1.tmp", folder / "x.json.gz.b2.tmp"
     for leftover in (old, fresh):
         leftover.write_bytes(b"\x1f\x8b cut off")
     two_days_ago = time.time() - 2 * 86_400

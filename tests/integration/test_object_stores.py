@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amzlake.errors import ConfigError, DocumentCorrupt
-from amzlake.storage.file_store import FileStore
+from amzlake.storage.file_store import INCOMING, FileStore
 from amzlake.storage.objects import (
     GzipVerifier,
     ObjectExists,
@@ -168,9 +168,9 @@ def test_a_stream_that_breaks_midway_leaves_nothing_behind(store: ObjectStore, s
 def _abandon_a_write(store: ObjectStore, key: str) -> None:
     """What a download killed mid-stream leaves: a temp file, or an unfinished upload."""
     if isinstance(store, FileStore):
-        final = store.root / key
-        final.parent.mkdir(parents=True, exist_ok=True)
-        final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp").write_bytes(b"\x1f\x8b partial")
+        incoming = store.root / INCOMING
+        incoming.mkdir(exist_ok=True)
+        (incoming / f"{key.rsplit('/', 1)[-1]}.{uuid.uuid4().hex}.tmp").write_bytes(b"\x1f\x8b cut")
     else:
         s3 = store._s3  # type: ignore[attr-defined]
         s3.create_multipart_upload(Bucket=store.bucket, Key=store.prefix + key)  # type: ignore[attr-defined]
@@ -282,6 +282,7 @@ def test_file_store_publishes_nothing_but_the_finished_file(tmp_path: Path) -> N
     store = open_store(f"file://{tmp_path}/lake")
     put(store, "a/b.json.gz", [b"1", b"2"])
     assert sorted(os.listdir(tmp_path / "lake" / "a")) == ["b.json.gz"]
+    assert os.listdir(tmp_path / "lake" / INCOMING) == []  # the temp file went with its publish
 
 
 @pytest.mark.parametrize("url", ["gs://bucket/x", "s3://", "s3:///prefix"])

@@ -1,8 +1,10 @@
-"""The raw zone in a local folder: write to a hidden temp file beside the key, fsync, then link.
+"""The raw zone in a local folder: write to a temp file in its hidden `.incoming/` folder, fsync,
+then link.
 
 `os.link` publishes the finished file under its key atomically and fails if the key exists, so a
-concurrent writer can never overwrite a raw object; the temp name is hidden, so list() never shows
-half-written bodies.
+concurrent writer can never overwrite a raw object; the temp files live in one hidden folder of the
+same filesystem, so list() never shows half-written bodies, and what a killed write left is found
+without walking the raw zone.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from amzlake.storage.objects import (
     check_key,
     checked,
 )
+
+INCOMING = ".incoming"  # the temp files of writes under way, at the raw zone's root
 
 # Filesystems without hard links (some network and FUSE mounts) answer with one of these.
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
@@ -86,7 +90,12 @@ class FileStore:
         except OSError as exc:
             raise StorageError(f"raw zone {self.root}: cannot create {final.parent}: {exc}") \
                 from exc
-        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+        incoming = self.root / INCOMING
+        try:
+            incoming.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"raw zone {self.root}: cannot create {incoming}: {exc}") from exc
+        tmp = incoming / f"{final.name}.{uuid.uuid4().hex}.tmp"
         check = StreamCheck(key, expect_size, verify)
         try:
             with self._create(tmp, key) as out:
@@ -170,22 +179,24 @@ class FileStore:
         self._path(key).unlink(missing_ok=True)
 
     def sweep_abandoned(self, older_than: datetime) -> int:
-        """Remove hidden temp files (`.{name}.{uuid}.tmp`) of writes killed before their
-        publish, last changed before `older_than`; returns how many."""
+        """Remove the temp files of writes killed before their publish (in `.incoming/`), last
+        changed before `older_than`; returns how many."""
         removed = 0
-        for dirpath, _, filenames in os.walk(self.root):
-            for name in filenames:
-                if not (name.startswith(".") and name.endswith(".tmp")):
-                    continue
-                path = Path(dirpath, name)
-                try:
-                    if _mtime(path) < older_than:
-                        path.unlink()
-                        removed += 1
-                except FileNotFoundError:
-                    continue  # its writer finished or removed it meanwhile
-                except OSError as exc:
-                    raise StorageError(f"raw zone {self.root}: cannot remove {path}: {exc}") from exc
+        try:
+            paths = list((self.root / INCOMING).iterdir())
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise StorageError(f"raw zone {self.root}: cannot list {INCOMING}: {exc}") from exc
+        for path in paths:
+            try:
+                if _mtime(path) < older_than:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # its writer finished or removed it meanwhile
+            except OSError as exc:
+                raise StorageError(f"raw zone {self.root}: cannot remove {path}: {exc}") from exc
         return removed
 
     def __repr__(self) -> str:
