@@ -84,23 +84,19 @@ def context_for(entry: LedgerEntry) -> SliceContext:
     data = [r for r in entry.raw_objects if is_data_document(r.key)]
     if not data:
         raise ValueError(f"slice {entry.slice_key} has no data document")
-    raw = data[-1]
-    return SliceContext(
-        source=entry.source, account_id=entry.account_id, report_type=entry.report_type,
-        spec=entry.spec, start=entry.start, end=entry.end, slice_key=entry.slice_key,
-        remote_report_id=entry.remote_report_id, raw_key=raw.key, fetched_at=raw.fetched_at,
-        currency_code=entry.account.get("currency_code"), timezone=entry.account.get("timezone"),
-        marketplace_id=entry.account.get("marketplace_id"),
-    )
+    return _context(entry, data[-1].key, data[-1].fetched_at)
 
 
 def cleared_context(entry: LedgerEntry) -> SliceContext:
     """The transform's view of a slice whose newest pull had no data (its rows are to go)."""
+    return _context(entry, "", entry.finished_at or entry.updated_at)
+
+
+def _context(entry: LedgerEntry, raw_key: str, fetched_at: datetime) -> SliceContext:
     return SliceContext(
         source=entry.source, account_id=entry.account_id, report_type=entry.report_type,
         spec=entry.spec, start=entry.start, end=entry.end, slice_key=entry.slice_key,
-        remote_report_id=entry.remote_report_id, raw_key="",
-        fetched_at=entry.finished_at or entry.updated_at,
+        remote_report_id=entry.remote_report_id, raw_key=raw_key, fetched_at=fetched_at,
         currency_code=entry.account.get("currency_code"), timezone=entry.account.get("timezone"),
         marketplace_id=entry.account.get("marketplace_id"),
     )
