@@ -1,7 +1,7 @@
 """Fixtures for integration tests against AWS stand-ins: a moto server on 127.0.0.1.
 
 `moto_server` yields the endpoint URL of a real moto server (S3, DynamoDB, ...). It runs
-`ThreadedMotoServer` in a child process, so the objects moto keeps in memory never count towards
+moto's WSGI app in a child process, so the objects moto keeps in memory never count towards
 the test process's memory (tests measure peak memory with tracemalloc). Point boto3 at it with
 `endpoint_url=moto_server`; `aws_env` sets dummy credentials and a region so no real account is
 ever reached.
@@ -18,16 +18,38 @@ import pytest
 
 
 def _serve_moto(conn: Connection) -> None:
-    """Child process: start moto on a free port, report it, serve until terminated."""
-    from moto.server import ThreadedMotoServer
+    """Child process: start moto on a free port, report it, serve until terminated.
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    conn.send(server.get_host_and_port()[1])
-    conn.close()
+    moto's server answers on many threads, and its DynamoDB reads an item, checks the condition
+    and writes without a lock (moto/dynamodb/models: update_item), so two conditional updates of
+    one item could both succeed, which DynamoDB never allows (a two-process lease test caught it
+    once). DynamoDB requests are therefore served one at a time; S3 stays concurrent.
+    """
     import threading
+    from collections.abc import Callable, Iterable
+    from typing import Any
 
-    threading.Event().wait()  # the parent terminates this process
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    app = DomainDispatcherApplication(create_backend_app)
+    dynamodb = threading.Lock()
+
+    def serialised(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+            return app(environ, start_response)
+        with dynamodb:
+            return list(app(environ, start_response))
+
+    server = make_server("127.0.0.1", 0, serialised, threaded=True,
+                         request_handler=MotoRequestHandler)
+    conn.send(server.server_address[1])
+    conn.close()
+    server.serve_forever()  # the parent terminates this process
 
 
 @pytest.fixture(scope="session")
