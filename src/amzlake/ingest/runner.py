@@ -408,11 +408,11 @@ class Runner:
                     retry_at=self.clock.now() + timedelta(minutes=5)))
             report_id, attached = found, True
         except ThrottledError as e:
-            return self.update(entry, {**states.mark_failed(
-                entry, FailureClass.THROTTLED, _error_text(e), self.clock.now()), "note": REFUSED})
+            return self.update(entry, states.mark_failed(
+                entry, FailureClass.THROTTLED, _error_text(e), self.clock.now(), note=REFUSED))
         except (NotFoundError, ApiRequestError) as e:
-            return self.update(entry, {**states.mark_failed(
-                entry, FailureClass.FATAL_INPUT, _error_text(e), self.clock.now()), "note": REFUSED})
+            return self.update(entry, states.mark_failed(
+                entry, FailureClass.FATAL_INPUT, _error_text(e), self.clock.now(), note=REFUSED))
         except (RemoteError, ApiCallError) as e:  # a server error: the report may exist
             return self.update(entry, states.mark_failed(
                 entry, FailureClass.RETRYABLE, _error_text(e), self.clock.now()))

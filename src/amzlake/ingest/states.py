@@ -175,8 +175,9 @@ def mark_cancelled(entry: LedgerEntry, now: datetime,
 
 
 def mark_failed(entry: LedgerEntry, failure_class: FailureClass, error: str, now: datetime,
-                retry_at: datetime | None = None) -> Changes:
-    """Changes for a failed slice: its class, the reason (no secrets) and when to retry, if ever."""
+                retry_at: datetime | None = None, note: str | None = None) -> Changes:
+    """Changes for a failed slice: its class, the reason (no secrets) and when to retry, if ever;
+    `note` replaces the slice's note when given (e.g. that no report was made)."""
     _check(entry, "mark_failed")
     failure_class = FailureClass(failure_class)
     if retry_at is not None and failure_class not in RETRIED_FAILURES:
@@ -189,6 +190,7 @@ def mark_failed(entry: LedgerEntry, failure_class: FailureClass, error: str, now
         "finished_at": _aware(now),
         "next_attempt_at": _aware(retry_at) if retry_at is not None else None,
         "updated_at": now,
+        **({"note": note} if note is not None else {}),
     }
 
 

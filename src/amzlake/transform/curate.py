@@ -110,14 +110,14 @@ def curate(task: CurateTask) -> CurateOutcome:
     writer = LakeWriter(open_catalog(Path(task.lake_dir), dict(task.catalog_overrides)),
                         task.namespace)
     commits: list[CommitResult] = []
-    if task.clear:
-        for rows in cleared_tables(ctx):
-            if writer.exists(rows.table):  # no table yet: nothing of the slice to remove
-                done = writer.replace(rows)
-                if done.committed:  # rows were removed (no rows there: no commit, no event)
-                    commits.append(done)
-        return CurateOutcome(ctx.slice_key, ctx.raw_key, tuple(commits))
     try:
+        if task.clear:
+            for rows in cleared_tables(ctx):
+                if writer.exists(rows.table):  # no table yet: nothing of the slice to remove
+                    done = writer.replace(rows)
+                    if done.committed:  # rows were removed (none there: no commit, no event)
+                        commits.append(done)
+            return CurateOutcome(ctx.slice_key, ctx.raw_key, tuple(commits))
         with store.open_read(ctx.raw_key) as stream:
             parsed = parse_document(ctx, stream)
             for rows in parsed.tables:
