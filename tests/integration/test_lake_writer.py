@@ -19,9 +19,10 @@ import pytest
 from pyiceberg.catalog import Catalog
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import assign_fresh_schema_ids
-from pyiceberg.transforms import IdentityTransform
+from pyiceberg.transforms import IdentityTransform, MonthTransform
 from pyiceberg.types import DecimalType, LongType, StringType, TimestamptzType
 
+from amzlake.lake import writer as writer_module
 from amzlake.lake.catalog import open_catalog
 from amzlake.lake.writer import LakeWriter
 from amzlake.transform.model import LINEAGE_FIELDS, Footprint, TableRows
@@ -58,10 +59,13 @@ def data_files(writer: LakeWriter, table: str = TABLE) -> set[str]:
 def test_first_use_creates_a_typed_partitioned_table(writer: LakeWriter) -> None:
     result = writer.replace(slice_rows([day(0), day(1)]))
     table = writer.table(TABLE)
-    assert result.rows_added == 6 and result.rows_replaced == 0 and result.files_added == 2
+    # One file for the (account, month) partition, not one per day.
+    assert result.rows_added == 6 and result.rows_replaced == 0 and result.files_added == 1
     assert result.partitions == (day(0), day(1)) and result.snapshot_id is not None
-    assert [f.name for f in table.spec().fields] == ["report_date", "account_id", "identity_key"]
-    assert all(isinstance(f.transform, IdentityTransform) for f in table.spec().fields)
+    assert [f.name for f in table.spec().fields] == ["account_id", "report_date_month"]
+    assert [type(f.transform) for f in table.spec().fields] == [IdentityTransform, MonthTransform]
+    assert [table.schema().find_field(f.source_id).name for f in table.sort_order().fields] == [
+        "report_date", "identity_key"]
     schema = table.schema()
     assert schema.find_field("campaign_id").field_type == LongType()
     assert schema.find_field("cost").field_type == DecimalType(18, 4)
@@ -78,8 +82,10 @@ def test_rerun_of_the_same_slice_gives_identical_contents(writer: LakeWriter) ->
     writer.replace(slice_rows(days))
     before = read(writer)
     again = writer.replace(slice_rows(days))
-    assert again.rows_added == 9 and again.rows_replaced == 9 and again.files_removed == 3
+    assert again.rows_added == 9 and again.rows_replaced == 9
+    assert again.files_removed == 1 and again.files_added == 1  # the partition's file, rewritten
     assert read(writer).equals(before)
+    assert len(data_files(writer)) == 1
 
 
 def test_restated_day_replaces_the_old_numbers(writer: LakeWriter) -> None:
@@ -125,11 +131,13 @@ def test_other_accounts_and_identities_are_untouched(writer: LakeWriter) -> None
     writer.replace(slice_rows(days, account="1001", cost="1.0000"))
     writer.replace(slice_rows(days, account="2002", cost="2.0000"))
     writer.replace(slice_rows(days, account="1001", identity="ident-sp-filtered", cost="3.0000"))
-    mine_prefix = "account_id=1001/identity_key=ident-sp/"
+    # An account's identities share its month's file; other accounts' files are not touched.
+    assert len(data_files(writer)) == 2
+    mine_prefix = "account_id=1001/"
     others_before = {p for p in data_files(writer) if mine_prefix not in p}
     writer.replace(slice_rows(days, T0 + timedelta(days=1), account="1001", cost="9.0000"))
     others_after = {p for p in data_files(writer) if mine_prefix not in p}
-    assert others_after == others_before
+    assert others_after == others_before and len(data_files(writer)) == 2
     t = read(writer)
     assert per_day(t, "2002") == {d: (3, Decimal("6.0000")) for d in days}
     filtered = t.filter(pc.equal(t["identity_key"], "ident-sp-filtered"))
@@ -140,19 +148,25 @@ def test_other_accounts_and_identities_are_untouched(writer: LakeWriter) -> None
 
 
 def test_a_slice_commit_rewrites_only_its_own_partitions(writer: LakeWriter) -> None:
-    writer.replace(slice_rows([day(0), day(1), day(2)]))
+    april = [day(31), day(32)]  # 2025-04-01, 2025-04-02
+    writer.replace(slice_rows([day(0), day(1), day(2), *april]))
+    writer.replace(slice_rows([day(0), day(1)], account="2002"))
     before = data_files(writer)
+    assert len(before) == 3  # (1001, March), (1001, April), (2002, March)
     result = writer.replace(slice_rows([day(1)], T0 + timedelta(days=1)))
     after = data_files(writer)
     assert result.files_removed == 1 and result.files_added == 1
     kept = before & after
-    assert len(kept) == 2 and all("report_date=2025-03-02" not in p for p in kept)
+    assert len(kept) == 2 and all("account_id=1001/report_date_month=2025-03" not in p
+                                  for p in kept)
     (gone,) = before - after
     (new,) = after - before
-    assert "report_date=2025-03-02" in gone and "report_date=2025-03-02" in new
-    # The snapshot's summary says what the overwrite did, in one snapshot.
+    assert "account_id=1001/report_date_month=2025-03/" in gone
+    assert "account_id=1001/report_date_month=2025-03/" in new
+    # The snapshot's summary says what the overwrite did, in one snapshot: the month's file
+    # (9 rows) went, its rewrite with the restated day (9 rows) came.
     summary = writer.table(TABLE).current_snapshot().summary
-    assert summary["deleted-records"] == "3" and summary["added-records"] == "3"
+    assert summary["deleted-records"] == "9" and summary["added-records"] == "9"
 
 
 def test_new_fields_become_nullable_columns(writer: LakeWriter) -> None:
@@ -214,13 +228,14 @@ def test_table_partitioned_otherwise_is_still_replaced_exactly(catalog: Catalog)
 # ---- Concurrency ---------------------------------------------------------------------------------
 
 
-def test_a_conflicting_commit_is_retried_and_decided_again(tmp_path: Path) -> None:
+def test_a_conflicting_commit_is_retried_and_decided_again(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Writer A reads the table, B commits a newer fetch of A's days, then A commits: A's commit
     fails, A reloads, sees B's newer day and keeps it (no lost commit, no stale overwrite)."""
     lake = tmp_path / "lake"
     a, b = LakeWriter(open_catalog(lake)), LakeWriter(open_catalog(lake))
     a.replace(slice_rows([day(9)], account="1001"))  # the table exists
-    original = a._footprint_state
+    original = writer_module.table_state
     calls = {"n": 0}
 
     def interleaved(*args: Any, **kwargs: Any) -> Any:
@@ -230,7 +245,7 @@ def test_a_conflicting_commit_is_retried_and_decided_again(tmp_path: Path) -> No
             b.replace(slice_rows([day(1)], T0 + timedelta(days=3), cost="8.0000"))
         return state
 
-    a._footprint_state = interleaved  # type: ignore[method-assign]
+    monkeypatch.setattr(writer_module, "table_state", interleaved)
     result = a.replace(slice_rows([day(0), day(1), day(2)], T0, cost="1.0000"))
     assert result.attempts == 2 and result.days_skipped_as_older == (day(1),)
     assert per_day(read(a)) == {day(0): (3, Decimal("3.0000")), day(1): (3, Decimal("24.0000")),
@@ -322,7 +337,8 @@ def test_a_million_row_slice_is_committed_with_bounded_memory(tmp_path: Path) ->
     child.join(timeout=60)
     assert report is not None, "the writer process died (its traceback is above)"
     assert child.exitcode == 0
-    assert report["rows"] == MILLION and report["files"] == 31
+    # One month, one slice: its staged file becomes the partition's file as it is.
+    assert report["rows"] == MILLION and report["files"] == 1
     # The slice is ~230 MB as Arrow columns; the writer holds a bounded part of it at a time.
     total = MILLION * (8 * (METRICS + 2) + 16 + 4 + 8 + 5 * 4 + 30)
     assert total > 200 * 2**20
@@ -338,8 +354,8 @@ def test_a_million_row_slice_is_committed_with_bounded_memory(tmp_path: Path) ->
 
 
 def test_batches_are_streamed_not_collected(writer: LakeWriter) -> None:
-    # Small batches of many days: every row lands, one file per day, row counts reported.
+    # Small batches of many days: every row lands, in one file of the month, row counts reported.
     base = slice_rows([day(i) for i in range(10)], per_day=50)
     rows = TableRows(TABLE, base.schema, batches_of(base, 7), base.footprint)
     result = writer.replace(rows)
-    assert result.rows_added == 500 and result.files_added == 10 and rows.rows == 500
+    assert result.rows_added == 500 and result.files_added == 1 and rows.rows == 500

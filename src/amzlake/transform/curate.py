@@ -1,10 +1,16 @@
 """The transform step: every downloaded raw document into the curated tables (guidance step 5).
 
-Documents are parsed and committed in a pool of worker processes, one slice per task: the parse is
-CPU-bound Python, and each commit is an independent Iceberg transaction (the writer retries when two
-land on one table at once). The ledger, the quarantine and the notifications stay in this process.
-A document that cannot be parsed is quarantined with its reason: recorded next to the raw zone and
-in the ledger (as a retryable failure, so the next run asks Amazon for it again); the others go on.
+Two phases, each spread over a pool of worker processes (the parse is CPU-bound Python):
+1. stage: one task per slice parses its document and writes its rows as staged Parquet files of
+   the tables it feeds (amzlake.lake.staging); nothing is committed yet.
+2. commit: one task per table applies every staged slice of that table in one atomic Iceberg
+   commit (amzlake.lake.writer), so a transform of thousands of slices makes one commit per table
+   instead of thousands of racing ones, and a partition's rows are rewritten once per run.
+The ledger, the quarantine and the notifications stay in this process. A document that cannot be
+parsed is quarantined with its reason: recorded next to the raw zone and in the ledger (as a
+retryable failure, so the next run asks Amazon for it again); the others go on. A table whose
+commit fails leaves its slices downloaded (the next transform takes them again; replace-by-slice
+makes that safe) and the transform reports the error.
 """
 
 from __future__ import annotations
@@ -12,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +31,7 @@ from amzlake.errors import DocumentCorrupt, DocumentUnparseable, StaleEntry
 from amzlake.ingest import states
 from amzlake.ingest.states import FailureClass, SliceState
 from amzlake.lake.catalog import open_catalog
-from amzlake.lake.writer import CommitResult, LakeWriter
+from amzlake.lake.writer import CommitResult, LakeWriter, StagedRows
 from amzlake.notify import CommitEvent, Notifier, QuarantineEvent, broadcast
 from amzlake.slices import is_data_document
 from amzlake.storage.ledger import Ledger, LedgerEntry
@@ -57,10 +64,44 @@ class CurateOutcome:
     raw_key: str
     commits: tuple[CommitResult, ...] = ()
     quarantined: str | None = None  # the reason, when the document could not be used
+    error: str | None = None  # a commit failed for another reason: the slice stays pending
 
     @property
     def rows(self) -> int:
         return sum(c.rows_added for c in self.commits)
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    """One slice's staged rows per table, or why its document could not be used."""
+
+    slice_key: str
+    raw_key: str
+    staged: tuple[StagedRows, ...] = ()
+    quarantined: str | None = None
+    clear: bool = False
+
+
+@dataclass(frozen=True)
+class CommitTask:
+    """What a worker needs to commit one table's staged slices (picklable)."""
+
+    table: str
+    staged: tuple[StagedRows, ...]
+    lake_dir: str
+    catalog_overrides: tuple[tuple[str, str], ...] = ()
+    namespace: str = "amzlake"
+    committed_at: datetime | None = None  # the job clock's time (snapshot ages for maintenance)
+
+
+@dataclass(frozen=True)
+class TableCommit:
+    """One table's commit: a result per staged slice, or the error that stopped it."""
+
+    table: str
+    results: tuple[tuple[str, CommitResult], ...] = ()  # (slice_key, result)
+    error: str | None = None
+    slice_keys: tuple[str, ...] = ()
 
 
 @dataclass
@@ -69,6 +110,10 @@ class TransformResult:
 
     outcomes: list[CurateOutcome] = field(default_factory=list)
     notify_failures: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[CurateOutcome]:
+        return [o for o in self.outcomes if o.error]
 
     @property
     def quarantined(self) -> list[CurateOutcome]:
@@ -102,31 +147,104 @@ def _context(entry: LedgerEntry, raw_key: str, fetched_at: datetime) -> SliceCon
     )
 
 
-def curate(task: CurateTask) -> CurateOutcome:
-    """Parse one document and replace its slice in every table it feeds (runs in a worker); for
-    a `clear` task, replace the slice's rows with none."""
+def _writer(lake_dir: str, overrides: Iterable[tuple[str, str]], namespace: str,
+            now: datetime | None = None) -> LakeWriter:
+    catalog = open_catalog(Path(lake_dir), dict(overrides))
+    if now is None:
+        return LakeWriter(catalog, namespace)
+    return LakeWriter(catalog, namespace, now=lambda: now)
+
+
+def stage_slice(task: CurateTask) -> StageOutcome:
+    """Parse one document and stage its rows for every table it feeds (runs in a worker); for a
+    `clear` task, an empty staging over the slice's footprint in every table that exists."""
     ctx = task.context
-    store = open_store(task.raw_location)
-    writer = LakeWriter(open_catalog(Path(task.lake_dir), dict(task.catalog_overrides)),
-                        task.namespace)
-    commits: list[CommitResult] = []
+    writer = _writer(task.lake_dir, task.catalog_overrides, task.namespace)
+    done: list[StagedRows] = []
     try:
         if task.clear:
-            for rows in cleared_tables(ctx):
-                if writer.exists(rows.table):  # no table yet: nothing of the slice to remove
-                    done = writer.replace(rows)
-                    if done.committed:  # rows were removed (none there: no commit, no event)
-                        commits.append(done)
-            return CurateOutcome(ctx.slice_key, ctx.raw_key, tuple(commits))
-        with store.open_read(ctx.raw_key) as stream:
+            staged = tuple(StagedRows(rows.table, rows.footprint, ctx.slice_key)
+                           for rows in cleared_tables(ctx) if writer.exists(rows.table))
+            return StageOutcome(ctx.slice_key, ctx.raw_key, staged, clear=True)
+        with open_store(task.raw_location).open_read(ctx.raw_key) as stream:
             parsed = parse_document(ctx, stream)
             for rows in parsed.tables:
-                commits.append(writer.replace(rows))
+                done.append(writer.stage(rows, ctx.slice_key))
     except (DocumentUnparseable, DocumentCorrupt) as e:
-        # Tables already committed for this document keep a consistent slice of their own;
-        # the quarantine says which document failed and why.
-        return CurateOutcome(ctx.slice_key, ctx.raw_key, tuple(commits), str(e))
-    return CurateOutcome(ctx.slice_key, ctx.raw_key, tuple(commits))
+        # Nothing of the document is committed: the quarantine says which one failed and why.
+        writer.discard(done)
+        return StageOutcome(ctx.slice_key, ctx.raw_key, quarantined=str(e), clear=task.clear)
+    except BaseException:
+        writer.discard(done)
+        raise
+    return StageOutcome(ctx.slice_key, ctx.raw_key, tuple(done))
+
+
+def commit_table(task: CommitTask) -> TableCommit:
+    """Commit one table's staged slices in one atomic commit (runs in a worker)."""
+    keys = tuple(s.slice_key for s in task.staged)
+    writer = _writer(task.lake_dir, task.catalog_overrides, task.namespace, task.committed_at)
+    try:
+        results = writer.commit(task.table, task.staged)
+    except Exception as e:
+        # Not the documents' fault (a catalog or storage error, or too many conflicts): the
+        # slices stay downloaded for the next transform.
+        log.error("table %s: commit of %d slice(s) failed: %s", task.table, len(keys), e)
+        return TableCommit(task.table, error=f"{type(e).__name__}: {e}"[:1000], slice_keys=keys)
+    return TableCommit(task.table, tuple(zip(keys, results, strict=True)), slice_keys=keys)
+
+
+def commit_tasks(staged: Iterable[StageOutcome], *, lake_dir: Path | str,
+                 catalog_overrides: tuple[tuple[str, str], ...] = (),
+                 namespace: str = "amzlake", committed_at: datetime | None = None
+                 ) -> list[CommitTask]:
+    """One commit task per table, holding every staged slice of that table."""
+    by_table: dict[str, list[StagedRows]] = defaultdict(list)
+    for outcome in staged:
+        for rows in outcome.staged:
+            by_table[rows.table].append(rows)
+    return [CommitTask(table, tuple(rows), str(lake_dir), catalog_overrides, namespace,
+                       committed_at) for table, rows in sorted(by_table.items())]
+
+
+def outcomes_of(staged: Sequence[StageOutcome], commits: Iterable[TableCommit]) -> list[CurateOutcome]:
+    """Each slice's outcome from its staging and the commits of its tables, in staging order."""
+    results: dict[str, list[CommitResult]] = defaultdict(list)
+    errors: dict[str, list[str]] = defaultdict(list)
+    for commit in commits:
+        for key, result in commit.results:
+            results[key].append(result)
+        if commit.error:
+            for key in commit.slice_keys:
+                errors[key].append(f"table {commit.table}: {commit.error}")
+    out = []
+    for s in staged:
+        got = results.get(s.slice_key, [])
+        if s.clear:
+            got = [c for c in got if c.committed]  # rows were removed (none there: no event)
+        out.append(CurateOutcome(s.slice_key, s.raw_key, tuple(got), s.quarantined,
+                                 "; ".join(errors[s.slice_key]) or None))
+    return out
+
+
+def curate_all(tasks: Sequence[CurateTask], executor: Executor | None = None, *,
+               committed_at: datetime | None = None) -> list[CurateOutcome]:
+    """Stage every task's slice, then commit per table; every slice's outcome (in a pool when an
+    executor is given, else in this process)."""
+    if not tasks:
+        return []
+    run = executor.map if executor is not None else map
+    staged = list(run(stage_slice, tasks))
+    first = tasks[0]
+    commits = commit_tasks(staged, lake_dir=first.lake_dir,
+                           catalog_overrides=first.catalog_overrides, namespace=first.namespace,
+                           committed_at=committed_at)
+    return outcomes_of(staged, run(commit_table, commits))
+
+
+def curate(task: CurateTask) -> CurateOutcome:
+    """Parse one document and replace its slice in every table it feeds (one slice alone)."""
+    return curate_all([task])[0]
 
 
 def pending(ledger: Ledger) -> list[LedgerEntry]:
@@ -168,7 +286,10 @@ def record_outcome(outcome: CurateOutcome, result: TransformResult, *, ledger: L
     """
     result.outcomes.append(outcome)
     entry = ledger.get(outcome.slice_key)
-    if entry is not None:
+    if outcome.error:
+        # Left as it is in the ledger: the next transform takes the slice again.
+        log.error("slice %s not curated: %s", outcome.slice_key, outcome.error)
+    elif entry is not None:
         try:
             if outcome.quarantined:
                 ledger.update(entry, states.mark_failed(
@@ -247,13 +368,12 @@ class Transformer:
         tasks = curate_tasks(work, raw_location=self.raw_location, lake_dir=self.lake_dir,
                              catalog_overrides=self.catalog_overrides, namespace=self.namespace)
         if self.workers == 1 or len(tasks) == 1:
-            for task in tasks:
-                self.record(curate(task), result)
-            return result
-        with _pool(min(self.workers, len(tasks))) as pool:
-            futures = [pool.submit(curate, task) for task in tasks]
-            for future in as_completed(futures):
-                self.record(future.result(), result)
+            outcomes = curate_all(tasks, committed_at=self.now())
+        else:
+            with _pool(min(self.workers, len(tasks))) as pool:
+                outcomes = curate_all(tasks, pool, committed_at=self.now())
+        for outcome in outcomes:
+            self.record(outcome, result)
         return result
 
     def record(self, outcome: CurateOutcome, result: TransformResult) -> None:
