@@ -1,5 +1,5 @@
 """`python -m amzlake` runs the command line."""
 
-from amzlake.cli import main
+from amzlake.entry import main
 
 main()

@@ -352,13 +352,17 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     epilog=(
         "Examples:\n\n"
         "  amzlake query \"SHOW TABLES\"\n\n"
-        "  amzlake query \"SELECT * FROM v_ads_daily ORDER BY report_date DESC LIMIT 14\"\n\n"
+        "  amzlake query \"SELECT report_date, currency, sum(cost) cost, sum(sales) sales FROM "
+        "v_ads_daily GROUP BY ALL ORDER BY report_date DESC LIMIT 14\"\n\n"
         "  amzlake query \"SELECT * FROM v_tacos_daily_asin WHERE report_date >= current_date - 7\" "
         "--format csv --output tacos.csv\n\n"
         "  amzlake query \"FROM vendor_sales_by_asin\" --format parquet --output sales.parquet\n\n"
         "Every curated table is visible by its name; day-one views: v_ads_daily, "
-        "v_vendor_daily_asin, v_tacos_daily_asin. Exit codes: 0 done, 2 bad SQL, unknown table "
-        "or bad configuration."
+        "v_vendor_daily_asin, v_tacos_daily_asin (sum money per currency: each row of them has "
+        "one). A statement opens only the tables it names, and a filter on report_date or "
+        "account_id reads only those files. A table shows its first 40 rows and how many there "
+        "were. Exit codes: 0 done, 2 bad SQL, unknown table, missing lake files or bad "
+        "configuration."
     ),
 )
 def query(
@@ -370,30 +374,49 @@ def query(
     config: ConfigOption = None,
 ) -> None:
     """Run SQL (DuckDB) over the curated lake: print a table, or write CSV, JSON or Parquet."""
-    from rich.table import Table as RichTable
+    from amzlake.query_cli import QueryArgs, execute
 
+    execute(QueryArgs(sql, fmt, output, config))
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  amzlake maintain\n\n"
+        "  amzlake maintain --dry-run --json\n\n"
+        "  amzlake maintain --table ads_sp_advertised_product_daily\n\n"
+        "Compacts each table's (account, month) partitions that hold more files than their size "
+        "needs (and every file of an earlier layout), rewrites the manifests, expires snapshots "
+        "older than [maintenance] snapshot_retention (keeping min_snapshots), and removes files "
+        "nothing references once older than orphan_age. `amzlake run` does the same at its end, "
+        "at most once per [maintenance] every."
+    ),
+)
+def maintain(
+    config: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be done; change "
+                                          "nothing.")] = False,
+    table: Annotated[list[str] | None, typer.Option("--table", "-t", help="Only this table "
+                                                    "(repeatable).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Keep the lake small and fast: compact files, expire old snapshots, remove orphan files."""
     from amzlake.config import load_config
-    from amzlake.lake.query import FORMATS, export, open_config_duckdb, run_query, table_rows
+    from amzlake.lake.upkeep import maintain_configured, print_reports
 
-    if fmt not in FORMATS:
-        raise ConfigError(f"--format {fmt!r}: allowed: {', '.join(FORMATS)}")
-    if fmt == "table" and output is not None:
-        raise ConfigError("--output needs --format csv, json or parquet (a table is for a terminal)")
-    con = open_config_duckdb(load_config(config))
-    result = run_query(con, sql)
-    if result is None:
-        return
-    if fmt != "table":
-        export(con, result, fmt, output)
-        return
-    columns, rows, more = table_rows(result)
-    shown = RichTable(*columns, show_lines=False)
-    for row in rows:
-        shown.add_row(*("" if v is None else str(v) for v in row))
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-    console.print(shown)
-    if more:
-        console.print(f"(first {len(rows)} rows shown; use --format csv to get them all)")
+    cfg = load_config(config)
+    reports = maintain_configured(cfg, dry_run=dry_run, tables=table or None,
+                                  progress=None if as_json else _print_maintenance_line)
+    if as_json:
+        print(json.dumps({"dry_run": dry_run, "tables": [r.as_json() for r in reports]}))
+    else:
+        print_reports(reports, dry_run=dry_run)
+
+
+def _print_maintenance_line(report: Any) -> None:
+    from amzlake.lake.upkeep import report_line
+
+    print(report_line(report), flush=True)
 
 
 aws_app = typer.Typer(

@@ -820,6 +820,28 @@ class TransformConfig(_Section):
     poll_interval: Duration = timedelta(seconds=10)
 
 
+class MaintenanceConfig(_Section):
+    """[maintenance]: keep the lake small and fast as it ages (`amzlake maintain`)."""
+
+    after_run: bool = True  # maintain at the end of `amzlake run` ...
+    every: Duration = timedelta(days=1)  # ... at most this often
+    compact: bool = True
+    # Snapshots (time travel, rollback) older than this are expired; the newest few always stay.
+    snapshot_retention: Duration = timedelta(days=7)
+    min_snapshots: int = Field(default=3, ge=1, le=10_000)
+    # Unreferenced files are removed once this old: a commit in flight may be about to use a
+    # younger one, so it must exceed the longest transform.
+    orphan_age: Duration = timedelta(days=3)
+
+    @field_validator("orphan_age")
+    @classmethod
+    def _safe_orphan_age(cls, value: timedelta) -> timedelta:
+        if value < timedelta(hours=1):
+            raise ValueError("must be at least 1h: a younger unreferenced file may belong to a "
+                             "commit still running")
+        return value
+
+
 class WebhookConfig(_Section):
     """A webhook notifier: events are POSTed as JSON, retried with backoff."""
 
@@ -861,6 +883,7 @@ class AmzlakeConfig(_Section):
     endpoints: EndpointsConfig = Field(default_factory=EndpointsConfig)
     transform: TransformConfig = Field(default_factory=TransformConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    maintenance: MaintenanceConfig = Field(default_factory=MaintenanceConfig)
 
     _path: Path | None = PrivateAttr(default=None)
 

@@ -21,6 +21,8 @@ from amzlake.ingest.pipeline import Ingestion
 from amzlake.ingest.planner import PlannedSlice
 from amzlake.ingest.runner import RunResult
 from amzlake.ingest.states import SliceState
+from amzlake.lake.maintenance import TableReport
+from amzlake.lake.upkeep import maintain_if_due
 from amzlake.notify import notifiers_from_config
 from amzlake.storage.ledger import Ledger, LedgerEntry
 from amzlake.storage.objects import ObjectStore
@@ -37,6 +39,11 @@ class JobResult:
     ingestion: RunResult
     planned: list[PlannedSlice]
     transforms: list[TransformResult] = field(default_factory=list)
+    maintenance: list[TableReport] | None = None  # None: not due this run
+
+    @property
+    def commit_errors(self) -> int:
+        return sum(len(t.errors) for t in self.transforms)
 
     @property
     def quarantined(self) -> int:
@@ -93,7 +100,10 @@ async def run_job(config: AmzlakeConfig, clock: ScaledClock, *,
                                                   on_start=on_start)
         finally:
             debouncer.close()
-        return JobResult(result, planned, await transforms)
+        job = JobResult(result, planned, await transforms)
+        # At the end, once a day by default: compaction, snapshot expiry, orphans ([maintenance]).
+        job.maintenance = await asyncio.to_thread(maintain_if_due, config, clock.now())
+        return job
     finally:
         if own:
             await ingestion.aclose()

@@ -24,7 +24,7 @@ def exit_code_for(job: JobResult | RunResult) -> int:
     result = job.ingestion if isinstance(job, JobResult) else job
     if result.auth_error:
         return EXIT_AUTH
-    quarantined = job.quarantined if isinstance(job, JobResult) else 0
+    quarantined = job.quarantined + job.commit_errors if isinstance(job, JobResult) else 0
     return EXIT_PARTIAL if result.failed or quarantined else EXIT_OK
 
 
@@ -33,12 +33,15 @@ def transform_json(transforms: list[TransformResult]) -> dict[str, Any]:
     commits = [c for t in transforms for c in t.commits]
     return {
         "transforms": len(transforms),
-        "slices_curated": sum(1 for t in transforms for o in t.outcomes if not o.quarantined),
+        "slices_curated": sum(1 for t in transforms for o in t.outcomes
+                              if not o.quarantined and not o.error),
         "rows_committed": sum(c.rows_added for c in commits),
         "rows_replaced": sum(c.rows_replaced for c in commits),
         "tables": sorted({c.table for c in commits}),
         "quarantined": [{"raw_key": o.raw_key, "reason": o.quarantined}
                         for t in transforms for o in t.quarantined],
+        "commit_errors": [{"slice": o.slice_key, "error": o.error}
+                          for t in transforms for o in t.errors],
         "notify_failures": [f for t in transforms for f in t.notify_failures],
     }
 
@@ -58,6 +61,8 @@ def run_json(job: JobResult) -> dict[str, Any]:
         "waiting": [{"slice": r.slice_key, "report_type": r.report_type, "note": r.note}
                     for r in result.waiting],
         "transform": transform_json(job.transforms),
+        "maintenance": None if job.maintenance is None else
+        [r.as_json() for r in job.maintenance],
         "exit_code": exit_code_for(job),
     }
 
@@ -87,6 +92,17 @@ def print_run(console: Console, job: JobResult) -> None:
                       markup=False)
     for q in t["quarantined"]:
         console.print(f"  quarantined {q['raw_key']}: {q['reason']}", markup=False)
+    for e in t["commit_errors"][:20]:
+        console.print(f"  not curated (left for the next run) {e['slice']}: {e['error']}",
+                      markup=False)
+    if job.maintenance:
+        from amzlake.lake.upkeep import report_line
+
+        changed = [r for r in job.maintenance if "nothing to do" not in report_line(r)]
+        console.print(f"maintained {len(job.maintenance)} table(s)"
+                      + (":" if changed else ": nothing to do"), markup=False)
+        for r in changed:
+            console.print(f"  {report_line(r)}", markup=False)
 
 
 def status_json(summaries: list[LedgerSummary]) -> list[dict[str, Any]]:

@@ -1,13 +1,5 @@
-"""The curated lake: Iceberg catalog, replace-by-footprint writer, DuckDB query layer."""
+"""The curated lake: Iceberg layout, writer, maintenance and the DuckDB query layer.
 
-from amzlake.lake.catalog import catalog_from_config, catalog_properties, open_catalog
-from amzlake.lake.writer import CommitResult, LakeCommitError, LakeWriter
-
-__all__ = [
-    "CommitResult",
-    "LakeCommitError",
-    "LakeWriter",
-    "catalog_from_config",
-    "catalog_properties",
-    "open_catalog",
-]
+Import the modules themselves (amzlake.lake.writer, amzlake.lake.query, ...): this package imports
+nothing, so a query that never opens the catalog never pays for pyiceberg.
+"""
