@@ -233,3 +233,124 @@ def test_query_errors_are_one_line_exit_2(project: Path, sql: str, expected: str
 def test_query_parquet_needs_an_output_file(project: Path) -> None:
     done = amzlake("query", "SELECT 1", "--format", "parquet", cwd=project)
     assert done.returncode == 2 and b"--output" in done.stderr
+
+
+# ---- What a statement opens ----------------------------------------------------------------------
+
+
+def test_a_statement_that_reads_nothing_of_the_lake_never_opens_the_catalog() -> None:
+    from amzlake.lake.query import LakeSession
+
+    def no_catalog() -> Catalog:
+        raise AssertionError("the catalog was opened")
+
+    session = LakeSession(no_catalog)
+    assert session.run("SELECT 1 AS one, 2 + 2 AS four").fetchall() == [(1, 4)]
+    assert session.run("SELECT sum(i) FROM range(10) t(i)").fetchall() == [(45,)]
+    assert session.registered == {}
+
+
+def test_a_statement_opens_only_the_tables_and_views_it_names(lake: Path) -> None:
+    from amzlake.lake.query import LakeSession
+
+    session = LakeSession(lambda: open_catalog(lake), accounts=lambda: ACCOUNTS)
+    session.run("SELECT count(*) FROM ads_sb_campaigns_daily").fetchall()
+    assert set(session.registered) == {"ads_sb_campaigns_daily"}
+    rows = session.run("SELECT currency, sum(cost) FROM v_ads_daily GROUP BY ALL").fetchall()
+    assert rows == [("USD", Decimal("15.0000"))]
+    assert set(session.registered) == {"ads_sb_campaigns_daily", "ads_sp_campaigns_daily",
+                                       "lake_accounts"}
+    session.run("SHOW TABLES").fetchall()  # lists the lake: everything is there now
+    assert {"vendor_sales_by_asin", "ads_sp_advertised_product_daily"} <= set(session.registered)
+
+
+def test_filters_on_report_date_and_account_skip_files_unopened(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    import pyarrow.fs as pafs
+
+    from amzlake.lake import datasets
+    from amzlake.lake.query import LakeSession
+
+    catalog = open_catalog(tmp_path / "lake")
+    w = LakeWriter(catalog)
+    for account in ("1001", "2002", "3003"):
+        for month in range(6):  # six months of history for three profiles: 18 files
+            w.replace(slice_rows([day(31 * month + d) for d in range(3)], account=account))
+    opened: list[str] = []
+
+    class Counting(pafs.FileSystemHandler):
+        def __init__(self, inner: pafs.FileSystem) -> None:
+            self.inner = inner
+
+        def open_input_file(self, path: str) -> object:
+            opened.append(path)
+            return self.inner.open_input_file(path)
+
+        def get_file_info(self, paths: list[str]) -> object:
+            return self.inner.get_file_info(paths)
+
+        def get_type_name(self) -> str:
+            return "counting"
+
+        def normalize_path(self, path: str) -> str:
+            return path
+
+        def __eq__(self, other: object) -> bool:
+            return self is other
+
+        def __ne__(self, other: object) -> bool:
+            return self is not other
+
+        # Writing is not used by a query.
+        def get_file_info_selector(self, *_: object) -> object: raise NotImplementedError  # noqa: E704
+        def create_dir(self, *_: object) -> None: raise NotImplementedError  # noqa: E704
+        def delete_dir(self, *_: object) -> None: raise NotImplementedError  # noqa: E704
+        def delete_dir_contents(self, *_: object) -> None: raise NotImplementedError  # noqa: E704
+        def delete_root_dir_contents(self) -> None: raise NotImplementedError  # noqa: E704
+        def delete_file(self, *_: object) -> None: raise NotImplementedError  # noqa: E704
+        def move(self, *_: object) -> None: raise NotImplementedError  # noqa: E704
+        def copy_file(self, *_: object) -> None: raise NotImplementedError  # noqa: E704
+        def open_input_stream(self, path: str) -> object: raise NotImplementedError  # noqa: E704
+        def open_output_stream(self, *_: object) -> object: raise NotImplementedError  # noqa: E704
+        def open_append_stream(self, *_: object) -> object: raise NotImplementedError  # noqa: E704
+
+    real = datasets._filesystem
+
+    def counting(table: object, paths: list[str]) -> tuple[object, list[str]]:
+        fs, out = real(table, paths)  # type: ignore[arg-type]
+        return pafs.PyFileSystem(Counting(fs)), out
+
+    monkeypatch.setattr(datasets, "_filesystem", counting)
+    session = LakeSession(lambda: catalog)
+    one_month = ("SELECT count(*), sum(cost) FROM ads_sp_campaigns_daily "
+                 f"WHERE report_date BETWEEN DATE '{day(62)}' AND DATE '{day(70)}'")
+    assert session.run(one_month).fetchall() == [(27, Decimal("33.7500"))]
+    assert len(set(opened)) == 3  # that month's file of each profile, of 18
+    opened.clear()
+    one_profile = one_month + " AND account_id = '2002'"
+    assert session.run(one_profile).fetchall() == [(9, Decimal("11.2500"))]
+    assert len(set(opened)) == 1
+    opened.clear()
+    assert session.run("SELECT count(*) FROM ads_sp_campaigns_daily").fetchall() == [(162,)]
+    assert len(set(opened)) == 18
+
+
+def test_a_moved_lake_is_one_line_exit_2_naming_the_missing_path(project: Path) -> None:
+    moved = project.parent / "moved"
+    project.rename(moved)
+    done = amzlake("query", "SELECT count(*) FROM ads_sp_campaigns_daily", cwd=moved)
+    assert done.returncode == 2
+    err = done.stderr.decode()
+    assert err.count("\n") == 1 and err.startswith("amzlake: error: table ads_sp_campaigns_daily")
+    assert str(project / "lake") in err and "moved" in err
+
+
+def test_a_large_result_shows_its_first_rows_and_how_many_there_are(project: Path) -> None:
+    done = amzlake("query", "SELECT i, i * 2 AS j FROM range(250000) t(i)", cwd=project)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.decode()
+    body = [line for line in out.splitlines() if line.startswith("│")]
+    assert len(body) == 2 + 40  # header, types, forty rows: not a box per row
+    assert "(249960 more rows not shown, 250000 in all;" in out
+    assert max(len(line) for line in out.splitlines()) < 200

@@ -1,12 +1,16 @@
 """The Glue 5.0 Spark job: amzlake's transform spread over executors (guidance steps 5-7).
 
-The driver lists the downloaded slices in the ledger and hands one task per slice to Spark
-(`sc.parallelize(tasks, n).map(...)`). Each executor runs amzlake's own `curate()`: it reads the
-raw document, parses it and commits its rows to the Iceberg tables itself (pyiceberg; with
-`--warehouse` the catalog is the Glue Data Catalog, and the lake writer retries when two commits
-land on one table at once). The outcomes come back to the driver, which records them exactly as
-the embedded transform does (`record_outcome`: ledger curated / quarantined, quarantine record,
-notifier events) and prints a JSON summary (also written to `--summary_out` when given).
+The driver lists the downloaded slices in the ledger and runs amzlake's transform in two Spark
+stages, as the embedded transform does in its process pool (amzlake.transform.curate):
+1. stage: one task per slice (`sc.parallelize(tasks, n).map(stage)`): each executor reads the raw
+   document, parses it and writes its rows as staged Parquet files of its tables;
+2. commit: one task per table, holding every staged slice of that table: each executor commits
+   its table once (pyiceberg; with `--warehouse` the catalog is the Glue Data Catalog).
+So a run of thousands of slices makes one Iceberg commit per table, not thousands of optimistic
+commits racing on the same few tables. The outcomes come back to the driver, which records them
+exactly as the embedded transform does (`record_outcome`: ledger curated / quarantined,
+quarantine record, notifier events) and prints a JSON summary (also written to `--summary_out`
+when given).
 
 The script imports nothing that Glue 5.0 lacks besides this package and its dependencies (which
 `--additional-python-modules` installs from the wheel that amzlake.aws.bundling builds with
@@ -49,13 +53,18 @@ from amzlake.notify import Notifier, notifiers_from_config
 from amzlake.storage.ledger import Ledger, open_ledger
 from amzlake.storage.objects import ObjectStore, open_store
 from amzlake.transform.curate import (
-    CurateOutcome,
+    CommitTask,
     CurateTask,
+    StageOutcome,
+    TableCommit,
     TransformResult,
-    curate,
+    commit_table,
+    commit_tasks,
     curate_tasks,
+    outcomes_of,
     pending,
     record_outcome,
+    stage_slice,
 )
 
 log = logging.getLogger("amzlake.glue_job")
@@ -103,6 +112,7 @@ class GlueRunResult:
     errors: list[TaskError] = field(default_factory=list)
     tasks: int = 0
     partitions: int = 0
+    commits: int = 0  # Iceberg commits: one per table the run wrote
 
 
 # ---- Arguments and configuration (pure, apart from reading the config) ------------------------
@@ -200,16 +210,21 @@ def load_job_config(args: JobArgs, environ: Mapping[str, str] | None = None) -> 
 # ---- The executors' side -----------------------------------------------------------------------
 
 
-def curate_on_executor(task: CurateTask) -> CurateOutcome | TaskError:
-    """The task's outcome, or what went wrong when it was not the document (runs on an executor)."""
+def stage_on_executor(task: CurateTask) -> StageOutcome | TaskError:
+    """The slice's staged rows, or what went wrong when it was not the document (an executor)."""
     try:
-        return curate(task)
+        return stage_slice(task)
     except Exception as e:
         # An unusable document is already an outcome (quarantine); anything else (S3, Glue, a
         # bug) is reported to the driver so that every other slice is still recorded, and this
         # one stays downloaded for the next run (replace-by-slice makes the retry safe).
         return TaskError(task.context.slice_key, task.context.raw_key,
                          f"{type(e).__name__}: {e}"[:1000])
+
+
+def commit_on_executor(task: CommitTask) -> TableCommit:
+    """One table's commit of every staged slice of it (runs on an executor)."""
+    return commit_table(task)
 
 
 # ---- The driver --------------------------------------------------------------------------------
@@ -229,14 +244,27 @@ def run_transform(sc: Any, *, ledger: Ledger, store: ObjectStore, raw_location: 
     # One slice per partition by default: a slice's document can be large, so the scheduler
     # balances whole slices rather than fixed groups of them.
     run.partitions = min(partitions or len(tasks), len(tasks))
-    outcomes = sc.parallelize(tasks, run.partitions).map(curate_on_executor).collect()
-    for item in outcomes:
+    staged: list[StageOutcome] = []
+    for item in sc.parallelize(tasks, run.partitions).map(stage_on_executor).collect():
         if isinstance(item, TaskError):
             log.error("slice %s not curated: %s", item.slice_key, item.error)
             run.errors.append(item)
         else:
-            record_outcome(item, run.transform, ledger=ledger, store=store, notifiers=notifiers,
-                           now=now())
+            staged.append(item)
+    commits = commit_tasks(staged, lake_dir=lake_dir, catalog_overrides=catalog_overrides,
+                           namespace=namespace, committed_at=now())
+    run.commits = len(commits)
+    done: list[TableCommit] = (
+        sc.parallelize(commits, len(commits)).map(commit_on_executor).collect() if commits else [])
+    raw_keys = {s.slice_key: s.raw_key for s in staged}
+    for outcome in outcomes_of(staged, done):
+        if outcome.error:
+            log.error("slice %s not curated: %s", outcome.slice_key, outcome.error)
+            run.errors.append(TaskError(outcome.slice_key, raw_keys[outcome.slice_key],
+                                        outcome.error))
+        else:
+            record_outcome(outcome, run.transform, ledger=ledger, store=store,
+                           notifiers=notifiers, now=now())
     return run
 
 
@@ -248,6 +276,7 @@ def summary_json(run: GlueRunResult, ledger: Ledger) -> dict[str, Any]:
     return {
         "tasks": run.tasks,
         "partitions": run.partitions,
+        "table_commits": run.commits,
         **transform_json([run.transform] if run.tasks else []),
         "errors": [asdict(e) for e in run.errors],
         "still_pending": left,
