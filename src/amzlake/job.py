@@ -60,7 +60,7 @@ def transformer_for(config: AmzlakeConfig, ledger: Ledger, store: ObjectStore,
     return Transformer(
         ledger=ledger, store=store, raw_location=config.storage.raw_location,
         lake_dir=Path(config.storage.lake), notifiers=notifiers_from_config(config.notify),
-        workers=config.transform.workers, now=clock.now,
+        workers=config.transform.workers, now=clock.now, real_seconds=clock.real_seconds,
     )
 
 

@@ -279,47 +279,34 @@ def test_filters_on_report_date_and_account_skip_files_unopened(tmp_path: Path,
             w.replace(slice_rows([day(31 * month + d) for d in range(3)], account=account))
     opened: list[str] = []
 
-    class Counting(pafs.FileSystemHandler):
-        def __init__(self, inner: pafs.FileSystem) -> None:
-            self.inner = inner
+    def unused(*_: object) -> None:
+        raise NotImplementedError("a query only reads")
 
-        def open_input_file(self, path: str) -> object:
+    def handler(inner: pafs.FileSystem) -> pafs.FileSystemHandler:
+        """A file system handler that counts the files a query opens."""
+
+        def open_input_file(_self: object, path: str) -> object:
             opened.append(path)
-            return self.inner.open_input_file(path)
+            return inner.open_input_file(path)
 
-        def get_file_info(self, paths: list[str]) -> object:
-            return self.inner.get_file_info(paths)
-
-        def get_type_name(self) -> str:
-            return "counting"
-
-        def normalize_path(self, path: str) -> str:
-            return path
-
-        def __eq__(self, other: object) -> bool:
-            return self is other
-
-        def __ne__(self, other: object) -> bool:
-            return self is not other
-
-        # Writing is not used by a query.
-        def get_file_info_selector(self, *_: object) -> object: raise NotImplementedError  # noqa: E704
-        def create_dir(self, *_: object) -> None: raise NotImplementedError  # noqa: E704
-        def delete_dir(self, *_: object) -> None: raise NotImplementedError  # noqa: E704
-        def delete_dir_contents(self, *_: object) -> None: raise NotImplementedError  # noqa: E704
-        def delete_root_dir_contents(self) -> None: raise NotImplementedError  # noqa: E704
-        def delete_file(self, *_: object) -> None: raise NotImplementedError  # noqa: E704
-        def move(self, *_: object) -> None: raise NotImplementedError  # noqa: E704
-        def copy_file(self, *_: object) -> None: raise NotImplementedError  # noqa: E704
-        def open_input_stream(self, path: str) -> object: raise NotImplementedError  # noqa: E704
-        def open_output_stream(self, *_: object) -> object: raise NotImplementedError  # noqa: E704
-        def open_append_stream(self, *_: object) -> object: raise NotImplementedError  # noqa: E704
+        methods = {name: unused for name in (
+            "get_file_info_selector", "create_dir", "delete_dir", "delete_dir_contents",
+            "delete_root_dir_contents", "delete_file", "move", "copy_file", "open_input_stream",
+            "open_output_stream", "open_append_stream")}
+        methods.update(
+            open_input_file=open_input_file,
+            get_file_info=lambda _self, paths: inner.get_file_info(paths),
+            get_type_name=lambda _self: "counting",
+            normalize_path=lambda _self, path: path,
+            __eq__=lambda self, other: self is other,
+            __ne__=lambda self, other: self is not other)
+        return type("Counting", (pafs.FileSystemHandler,), methods)()
 
     real = datasets._filesystem
 
     def counting(table: object, paths: list[str]) -> tuple[object, list[str]]:
         fs, out = real(table, paths)  # type: ignore[arg-type]
-        return pafs.PyFileSystem(Counting(fs)), out
+        return pafs.PyFileSystem(handler(fs)), out
 
     monkeypatch.setattr(datasets, "_filesystem", counting)
     session = LakeSession(lambda: catalog)

@@ -36,6 +36,7 @@ from amzlake.notify import CommitEvent, Notifier, QuarantineEvent, broadcast
 from amzlake.slices import is_data_document
 from amzlake.storage.ledger import Ledger, LedgerEntry
 from amzlake.storage.objects import ObjectStore, open_store
+from amzlake.transform.claims import Claims
 from amzlake.transform.model import SliceContext
 from amzlake.transform.parse import cleared_tables, parse_document
 
@@ -348,7 +349,8 @@ class Transformer:
     def __init__(self, *, ledger: Ledger, store: ObjectStore, raw_location: str, lake_dir: Path,
                  notifiers: Sequence[Notifier], workers: int = 2,
                  catalog_overrides: dict[str, str] | None = None, namespace: str = "amzlake",
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 real_seconds: Callable[[float], float] = lambda s: s) -> None:
         self.namespace = namespace  # the catalog namespace (Glue: the database) of the tables
         self.ledger = ledger
         self.store = store
@@ -358,10 +360,17 @@ class Transformer:
         self.workers = workers
         self.catalog_overrides = tuple(sorted((catalog_overrides or {}).items()))
         self.now = now
+        self.real_seconds = real_seconds  # the job clock's virtual seconds in wall seconds
 
     def run(self, entries: Sequence[LedgerEntry] | None = None) -> TransformResult:
-        """Curate `entries` (default: every pending slice)."""
+        """Curate `entries` (default: every pending slice) that no other process is curating."""
         work = list(pending(self.ledger) if entries is None else entries)
+        if not work:
+            return TransformResult()
+        with Claims(self.ledger, self.now, self.real_seconds) as claims:
+            return self._curate(claims.take(work))
+
+    def _curate(self, work: list[LedgerEntry]) -> TransformResult:
         result = TransformResult()
         if not work:
             return result
