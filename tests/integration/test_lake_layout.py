@@ -20,6 +20,7 @@ from pyiceberg.schema import assign_fresh_schema_ids
 from pyiceberg.table import TableProperties
 from pyiceberg.transforms import IdentityTransform
 
+from amzlake.lake import merge as merge_module
 from amzlake.lake.catalog import open_catalog
 from amzlake.lake.layout import FIELD_ID_KEY, month_of
 from amzlake.lake.maintenance import MaintenancePolicy, maintain_table
@@ -50,7 +51,16 @@ def totals(t: pa.Table) -> dict[tuple[str, str, date], tuple[int, Decimal]]:
 # ---- Many slices in one commit -------------------------------------------------------------------
 
 
-def test_a_run_of_slices_is_one_commit_and_equals_committing_them_one_by_one(tmp_path: Path) -> None:
+@pytest.fixture(params=["in memory", "streamed by day"])
+def merge_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a merge reads its inputs: whole (small partitions) and day by day (large)."""
+    if request.param == "streamed by day":
+        monkeypatch.setattr(merge_module, "IN_MEMORY_BYTES", 0)
+    return str(request.param)
+
+
+def test_a_run_of_slices_is_one_commit_and_equals_committing_them_one_by_one(
+        tmp_path: Path, merge_path: str) -> None:
     slices = [
         dict(days=[day(i) for i in range(31)], fetched_at=T0, cost="1.0000"),  # a backfill month
         dict(days=[day(3)], fetched_at=T0 + timedelta(days=5), cost="5.0000"),  # restatements
@@ -202,7 +212,7 @@ def _legacy_table(catalog: Catalog) -> None:
 
 
 def test_a_table_of_the_earlier_layout_keeps_working_and_maintenance_migrates_it(
-        tmp_path: Path) -> None:
+        tmp_path: Path, merge_path: str) -> None:
     catalog = open_catalog(tmp_path / "lake")
     _legacy_table(catalog)
     legacy_files = len(list(catalog.load_table(("amzlake", TABLE)).scan().plan_files()))
@@ -233,7 +243,7 @@ def test_a_table_of_the_earlier_layout_keeps_working_and_maintenance_migrates_it
 
 
 def test_a_partition_past_the_target_size_splits_at_days_and_a_restatement_rewrites_one_file(
-        tmp_path: Path) -> None:
+        tmp_path: Path, merge_path: str) -> None:
     writer = LakeWriter(open_catalog(tmp_path / "lake"), row_group_rows=200)
     writer.replace(slice_rows([day(0)], per_day=1))
     table = writer.table(TABLE)

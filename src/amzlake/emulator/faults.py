@@ -157,6 +157,7 @@ class Scenario(BaseModel):
     time_scale: float = Field(1.0, gt=0, description="virtual seconds per real second")
     now: datetime | None = Field(None, description="virtual start time (default: the real now)")
     size: int = Field(1, ge=1, le=100_000, description="multiplies every account's entity counts")
+    profiles: int = Field(3, ge=1, le=1000, description="how many Ads profiles the login has")
     token_lifetime: float = Field(3600.0, gt=0, description="access-token lifetime, virtual seconds")
     delays: Delays = Field(default_factory=Delays)
     faults: list[Fault] = Field(default_factory=list)

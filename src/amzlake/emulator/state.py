@@ -204,7 +204,7 @@ class EmulatorState:
     def from_scenario(cls, scenario: Scenario, spool_dir: Path | None = None) -> EmulatorState:
         """Build the state a scenario describes."""
         clock = ScaledClock(scenario.time_scale, scenario.now)
-        world = build_world(scenario.seed, scenario.size)
+        world = build_world(scenario.seed, scenario.size, profiles=scenario.profiles)
         faults = FaultPlan(scenario.faults, scenario.seed)
         return cls(
             scenario=scenario,

@@ -162,11 +162,20 @@ class World:
         }
 
 
-def build_world(seed: int = 1, size: int = 1, asins_per_marketplace: int = 40) -> World:
-    """The default world: a US and a German Ads profile and a Japanese one, and US and DE vendors.
+# Where Ads profiles past the first three are: the largest Ads marketplaces of each region, in
+# turn, so an agency-sized world spans NA, EU and FE with several profiles per marketplace.
+_MORE_PROFILE_COUNTRIES = ("US", "UK", "CA", "DE", "FR", "JP", "IT", "ES", "MX", "AU")
+
+
+def build_world(seed: int = 1, size: int = 1, asins_per_marketplace: int = 40,
+                profiles: int = 3) -> World:
+    """The default world: a US and a German Ads profile and a Japanese one, and US and DE vendors;
+    with `profiles` over 3, more profiles (an agency's) across NA, EU and FE marketplaces.
 
     `size` multiplies every account's entity counts; a large size makes reports of millions of rows.
     """
+    if profiles < 1:
+        raise ValueError(f"profiles must be at least 1, got {profiles}")
     if size < 1:
         raise ValueError(f"size must be at least 1, got {size}")
     app = LwaApp(
@@ -183,7 +192,7 @@ def build_world(seed: int = 1, size: int = 1, asins_per_marketplace: int = 40) -
             timezone=mp.timezone,
             account_type="vendor",
             account_id="ENTITY" + stable_token(seed, "entity", n, length=13),
-            name=f"Emulated Brand {country}",
+            name=f"Emulated Brand {country}" + (f" #{n}" if n >= 3 else ""),
             daily_budget=float(500 * size),
             size=size,
         )
@@ -202,10 +211,10 @@ def build_world(seed: int = 1, size: int = 1, asins_per_marketplace: int = 40) -
         seed=seed,
         lwa_app=app,
         ads_refresh_token="Atzr|" + stable_token(seed, "ads-refresh", length=120),
-        ads_profiles=(
-            profile("US", 0),
-            profile("DE", 1),
-            profile("JP", 2),
+        ads_profiles=tuple(
+            profile(("US", "DE", "JP")[n] if n < 3
+                    else _MORE_PROFILE_COUNTRIES[(n - 3) % len(_MORE_PROFILE_COUNTRIES)], n)
+            for n in range(profiles)
         ),
         vendor_accounts=(vendor("US", 0), vendor("DE", 1)),
         asins_per_marketplace=asins_per_marketplace,

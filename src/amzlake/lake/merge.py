@@ -147,8 +147,9 @@ class _PartitionWriters:
         self.open: dict[tuple[str, int], _OpenFile] = {}
         self.written: list[WrittenFile] = []
 
-    def add_day(self, account: str, day: int, rows: pa.Table) -> None:
-        month = month_of(date.fromordinal(day + _EPOCH_ORDINAL))
+    def add(self, account: str, month: int, first: int, last: int, rows: pa.Table) -> None:
+        """Append rows of one account and month, days `first`..`last` (days since the epoch),
+        after every row added before for that account (the caller adds in day order)."""
         key = (account, month)
         for other in [k for k in self.open if k[0] == account and k[1] != month]:
             self._close(other)  # days come in order: an account's earlier month is done
@@ -162,17 +163,20 @@ class _PartitionWriters:
             writer = pq.ParquetWriter(stream, self.schema, compression=self.compression,
                                       use_dictionary=dictionary_columns(self.schema),
                                       memory_pool=arrow_pool())
-            out = self.open[key] = _OpenFile(path, stream, writer, month, day, day)
+            out = self.open[key] = _OpenFile(path, stream, writer, month, first, last)
         out.pending.append(rows)
         out.pending_rows += rows.num_rows
         out.rows += rows.num_rows
-        out.last = day
+        out.last = last
         if out.pending_rows >= self.row_group_rows:
             self._flush(out)
 
     def _flush(self, out: _OpenFile) -> None:
         if out.pending:
-            out.writer.write_table(pa.concat_tables(out.pending), row_group_size=self.row_group_rows)
+            # Inputs can differ in columns (a file from before a column was added): conformed
+            # once per row group, not per piece.
+            rows = pa.concat_tables(out.pending, promote_options="permissive")
+            out.writer.write_table(conform(rows, self.schema), row_group_size=self.row_group_rows)
             out.pending, out.pending_rows = [], 0
 
     def _close(self, key: tuple[str, int]) -> None:
@@ -202,6 +206,11 @@ class _PartitionWriters:
                 self.io.delete(path)
 
 
+# Merges whose inputs add up to less than this are read whole and sorted in memory (a month of
+# most reports of one profile); larger ones stream one day at a time (see the module doc).
+IN_MEMORY_BYTES = 16 * 1024 * 1024
+
+
 def merge(io: FileIO, inputs: list[MergeInput], *, location: str, schema: pa.Schema,
           target_bytes: int, row_group_rows: int = ROW_GROUP_ROWS,
           compression: str = "zstd") -> list[WrittenFile]:
@@ -211,16 +220,64 @@ def merge(io: FileIO, inputs: list[MergeInput], *, location: str, schema: pa.Sch
     out = _PartitionWriters(io, location, schema, target_bytes=target_bytes,
                             row_group_rows=row_group_rows, compression=compression)
     try:
-        for day, rows in _days_in_order(io, inputs):
-            accounts = pc.unique(rows.column("account_id")).to_pylist()
-            for account in sorted(accounts):
-                part = rows if len(accounts) == 1 else rows.filter(
-                    pc.equal(rows.column("account_id"), account))
-                out.add_day(account, day, conform(part.sort_by("identity_key"), schema))
+        if sum(len(io.new_input(i.path)) for i in inputs) <= IN_MEMORY_BYTES:
+            _merge_in_memory(io, inputs, out)
+        else:
+            for day, rows in _days_in_order(io, inputs):
+                for account, part in _by_account(rows):
+                    out.add(account, month_of(_day(day)), day, day,
+                            part.sort_by("identity_key"))
         return out.close()
     except BaseException:
         out.abort()
         raise
+
+
+def _day(days_since_epoch: int) -> date:
+    return date.fromordinal(days_since_epoch + _EPOCH_ORDINAL)
+
+
+def _by_account(rows: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    accounts = pc.unique(rows.column("account_id")).to_pylist()
+    if len(accounts) == 1:
+        yield accounts[0], rows
+        return
+    for account in sorted(accounts):
+        yield account, rows.filter(pc.equal(rows.column("account_id"), account))
+
+
+def _merge_in_memory(io: FileIO, inputs: list[MergeInput], out: _PartitionWriters) -> None:
+    """Small inputs: read whole, sort once, write per (account, month)."""
+    tables = []
+    for item in inputs:
+        with io.new_input(item.path).open() as stream:
+            table = pq.read_table(stream)
+        if item.keep is not None and table.num_rows:
+            table = table.filter(item.keep(table))
+        if table.num_rows:
+            tables.append(table)
+    if not tables:
+        return
+    rows = pa.concat_tables(tables, promote_options="permissive").sort_by(
+        [("account_id", "ascending"), ("report_date", "ascending"),
+         ("identity_key", "ascending")])
+    for account, part in _by_account(rows):
+        day_col = part.column("report_date")
+        months = pc.add(pc.multiply(pc.subtract(pc.year(day_col), 1970), 12),
+                        pc.subtract(pc.month(day_col), 1)).to_numpy(zero_copy_only=False)
+        days = _day_numbers(part)
+        starts = np.flatnonzero(np.r_[True, months[1:] != months[:-1]])
+        ends = np.r_[starts[1:], len(months)]
+        day_starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]]).tolist()
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            # Runs of whole days of about a row group each: the writer can split the month's
+            # file at a day boundary between them when it outgrows the target size.
+            cut = a
+            for d in [x for x in day_starts if a < x < b] + [b]:
+                if d - cut >= out.row_group_rows or d == b:
+                    out.add(account, int(months[a]), int(days[cut]), int(days[d - 1]),
+                            part.slice(cut, d - cut))
+                    cut = d
 
 
 def _days_in_order(io: FileIO, inputs: list[MergeInput]) -> Iterator[tuple[int, pa.Table]]:

@@ -121,6 +121,7 @@ class LakeWriter:
         self.compression = compression
         self.now = now  # the job's clock: snapshot ages for maintenance are read in it
         self._random = random.Random()
+        self._staging: dict[str, Table] = {}  # tables as staging last saw them (see stage)
 
     # ---- tables -------------------------------------------------------------------------------
 
@@ -200,8 +201,12 @@ class LakeWriter:
 
     def _columns_for(self, ident: tuple[str, str], schema: pa.Schema) -> Schema:
         """The table's schema, with `schema`'s unknown columns added first (own commit)."""
+        known = self._staging.get(ident[1])
+        if known is not None and set(schema.names) <= {f.name for f in known.schema().fields}:
+            return known.schema()  # a column's id never changes once the table has it
         table = self.catalog.load_table(ident)
         if set(schema.names) <= {f.name for f in table.schema().fields}:
+            self._staging[ident[1]] = table
             return table.schema()
 
         def add(t: Table) -> Table:
@@ -211,7 +216,9 @@ class LakeWriter:
                 update.union_by_name(nullable_data_schema(schema))
             return self.catalog.load_table(ident)
 
-        return self._with_retries(ident, add).schema()
+        table = self._with_retries(ident, add)
+        self._staging[ident[1]] = table
+        return table.schema()
 
     def _pause(self, attempt: int) -> None:
         time.sleep(self._random.uniform(0.01, 0.05 * 2 ** min(attempt, 5)))
@@ -219,8 +226,13 @@ class LakeWriter:
     # ---- stage --------------------------------------------------------------------------------
 
     def stage(self, rows: TableRows, slice_key: str = "") -> StagedRows:
-        """Write `rows` into staged files of its table (created on first use); not committed."""
-        table = self.table(rows.table, rows.schema)
+        """Write `rows` into staged files of its table (created on first use); not committed.
+
+        A writer that stages many slices (a worker's chunk) loads each table once: staging
+        needs only its location and its columns' ids, which never change once given."""
+        table = self._staging.get(rows.table)
+        if table is None:
+            table = self._staging[rows.table] = self.table(rows.table, rows.schema)
         ident = lake_identifier(self.namespace, rows.table)
         before = {f.name for f in table.schema().fields}
         stager = Stager(table.io, table.location(), rows.footprint,
@@ -228,8 +240,9 @@ class LakeWriter:
                         row_group_rows=self.row_group_rows, buffer_bytes=self.buffer_bytes,
                         max_open_files=self.max_open_files, compression=self.compression)
         files = stage_rows(rows, stager)
-        after = self.catalog.load_table(ident).schema() if stager.schema is not None else None
-        added = tuple(f.name for f in after.fields if f.name not in before) if after else ()
+        after = self._staging[rows.table].schema()
+        seen = set(rows.schema.names) | set(stager.schema.names if stager.schema else ())
+        added = tuple(f.name for f in after.fields if f.name not in before and f.name in seen)
         return StagedRows(rows.table, rows.footprint, slice_key, tuple(files), added)
 
     def discard(self, staged: Iterable[StagedRows]) -> None:

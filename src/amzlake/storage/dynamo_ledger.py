@@ -210,6 +210,11 @@ class DynamoLedger:
             raise self._error(f"lease of slice {key}", exc) from exc
         return True
 
+    def extend_all(self, keys: Sequence[str], owner: str, now: datetime, lease: timedelta
+                   ) -> set[str]:
+        """`extend` for each slice (DynamoDB has no conditional batch update); the keys held."""
+        return {key for key in keys if self.extend(key, owner, now, lease)}
+
     def release(self, key: str, owner: str) -> LedgerEntry | None:
         """The entry with `owner`'s lease dropped, or None if `owner` does not hold it."""
         try:

@@ -274,6 +274,12 @@ class Ledger(Protocol):
         copy stays current); False if `owner` does not hold the lease any more."""
         ...
 
+    def extend_all(self, keys: Sequence[str], owner: str, now: datetime, lease: timedelta
+                   ) -> set[str]:
+        """`extend` for many slices at once (one round trip where the backend allows it); the
+        keys `owner` still holds."""
+        ...
+
     def release(self, key: str, owner: str) -> LedgerEntry | None:
         """The entry with `owner`'s lease dropped, or None if `owner` does not hold it."""
         ...

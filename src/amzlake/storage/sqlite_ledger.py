@@ -250,6 +250,24 @@ class SqliteLedger:
                 (encode_time(now + lease), key, owner))
         return cur.rowcount == 1
 
+    def extend_all(self, keys: Sequence[str], owner: str, now: datetime, lease: timedelta
+                   ) -> set[str]:
+        """`extend` for many slices in one transaction; the keys `owner` still holds."""
+        if not keys:
+            return set()
+        until = encode_time(now + lease)
+        held: set[str] = set()
+        with self._transaction("lease of slices") as db:
+            for start in range(0, len(keys), 500):  # SQLite's bound on parameters per statement
+                part = list(keys[start:start + 500])
+                marks = ",".join("?" * len(part))
+                db.execute(f"UPDATE slices SET lease_until = ? WHERE lease_owner = ? "
+                           f"AND slice_key IN ({marks})", (until, owner, *part))
+                held.update(row[0] for row in db.execute(
+                    f"SELECT slice_key FROM slices WHERE lease_owner = ? AND slice_key IN ({marks})",
+                    (owner, *part)))
+        return held
+
     def release(self, key: str, owner: str) -> LedgerEntry | None:
         """The entry with `owner`'s lease dropped, or None if `owner` does not hold it."""
         with self._transaction(f"release of slice {key}") as db:

@@ -64,9 +64,9 @@ class Claims:
 
     def _renew(self) -> None:
         while not self._stop.wait(self.real_seconds(self.lease.total_seconds() / 3)):
-            for key in list(self.held):
-                if not self.ledger.extend(key, self.owner, self.now(), self.lease):
-                    log.warning("slice %s: curation claim lost", key)
+            keys = list(self.held)
+            for key in set(keys) - self.ledger.extend_all(keys, self.owner, self.now(), self.lease):
+                log.warning("slice %s: curation claim lost", key)
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:

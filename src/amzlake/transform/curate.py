@@ -156,11 +156,19 @@ def _writer(lake_dir: str, overrides: Iterable[tuple[str, str]], namespace: str,
     return LakeWriter(catalog, namespace, now=lambda: now)
 
 
-def stage_slice(task: CurateTask) -> StageOutcome:
+def stage_slices(tasks: Sequence[CurateTask]) -> list[StageOutcome]:
+    """`stage_slice` for a chunk of tasks of one lake, sharing its catalog and tables."""
+    if not tasks:
+        return []
+    writer = _writer(tasks[0].lake_dir, tasks[0].catalog_overrides, tasks[0].namespace)
+    return [stage_slice(task, writer) for task in tasks]
+
+
+def stage_slice(task: CurateTask, writer: LakeWriter | None = None) -> StageOutcome:
     """Parse one document and stage its rows for every table it feeds (runs in a worker); for a
     `clear` task, an empty staging over the slice's footprint in every table that exists."""
     ctx = task.context
-    writer = _writer(task.lake_dir, task.catalog_overrides, task.namespace)
+    writer = writer or _writer(task.lake_dir, task.catalog_overrides, task.namespace)
     done: list[StagedRows] = []
     try:
         if task.clear:
@@ -229,13 +237,16 @@ def outcomes_of(staged: Sequence[StageOutcome], commits: Iterable[TableCommit]) 
 
 
 def curate_all(tasks: Sequence[CurateTask], executor: Executor | None = None, *,
-               committed_at: datetime | None = None) -> list[CurateOutcome]:
+               workers: int = 1, committed_at: datetime | None = None) -> list[CurateOutcome]:
     """Stage every task's slice, then commit per table; every slice's outcome (in a pool when an
     executor is given, else in this process)."""
     if not tasks:
         return []
     run = executor.map if executor is not None else map
-    staged = list(run(stage_slice, tasks))
+    # Chunks of slices per worker call: a worker opens the catalog and each table once per chunk.
+    size = max(1, min(32, len(tasks) // (4 * workers)))
+    chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
+    staged = [o for chunk in run(stage_slices, chunks) for o in chunk]
     first = tasks[0]
     commits = commit_tasks(staged, lake_dir=first.lake_dir,
                            catalog_overrides=first.catalog_overrides, namespace=first.namespace,
@@ -337,10 +348,18 @@ def write_quarantine(store: ObjectStore, outcome: CurateOutcome, entry: LedgerEn
     return key
 
 
+# What a transform worker imports: loaded once by the forkserver, so each new worker starts with
+# them instead of importing pyiceberg, SQLAlchemy and pyarrow itself (seconds per worker).
+WORKER_PRELOAD = ["amzlake.transform.curate", "amzlake.transform.parse", "amzlake.lake.writer"]
+
+
 def _pool(workers: int) -> ProcessPoolExecutor:
     # forkserver: the workers start clean of this process's threads (asyncio, HTTP clients).
-    return ProcessPoolExecutor(max_workers=workers,
-                               mp_context=multiprocessing.get_context("forkserver"))
+    # The preload applies when this process starts the forkserver (not when the emulator, in the
+    # same process, started it first with its own).
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(WORKER_PRELOAD)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
 class Transformer:
@@ -379,8 +398,9 @@ class Transformer:
         if self.workers == 1 or len(tasks) == 1:
             outcomes = curate_all(tasks, committed_at=self.now())
         else:
-            with _pool(min(self.workers, len(tasks))) as pool:
-                outcomes = curate_all(tasks, pool, committed_at=self.now())
+            workers = min(self.workers, len(tasks))
+            with _pool(workers) as pool:
+                outcomes = curate_all(tasks, pool, workers=workers, committed_at=self.now())
         for outcome in outcomes:
             self.record(outcome, result)
         return result
