@@ -60,6 +60,31 @@ class StackSettings:
         """The LWA apps the config names (one Secrets Manager secret each)."""
         return tuple(sorted(self.config.get("lwa", {})))
 
+    @property
+    def glue_database(self) -> str:
+        """The Glue database (Iceberg namespace) of the curated tables."""
+        return "amzlake"
+
+    @property
+    def ingest_machine_name(self) -> str:
+        """The ingest state machine's name."""
+        return f"{self.stack_name}-ingest"
+
+    @property
+    def transform_machine_name(self) -> str:
+        """The transform state machine's name."""
+        return f"{self.stack_name}-transform"
+
+    @property
+    def glue_job_name(self) -> str:
+        """The Glue transform job's name."""
+        return f"{self.stack_name.lower()}-transform"
+
+    @property
+    def glue_security_configuration_name(self) -> str:
+        """The Glue security configuration's name."""
+        return f"{self.stack_name.lower()}-glue"
+
     def secret_name(self, app: str) -> str:
         """The Secrets Manager name of one LWA app's JSON secret."""
         return f"{self.secret_prefix}/lwa/{app}"
