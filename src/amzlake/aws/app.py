@@ -68,6 +68,7 @@ def _context_keys(app: App, given: Mapping[str, Any]) -> list[str]:
 
     names = (
         "config",
+        "env",
         "stackName",
         "secretPrefix",
         "maxConcurrency",

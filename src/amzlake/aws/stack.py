@@ -39,7 +39,7 @@ from amzlake.aws.infra.notifications import Notifications
 from amzlake.aws.infra.operations import Operations
 from amzlake.aws.infra.storage import StorageAndKeys
 from amzlake.aws.infra.transform import Transform
-from amzlake.aws.settings import LAMBDA_LAKE_DIR, StackSettings
+from amzlake.aws.settings import LAMBDA_LAKE_DIR, StackSettings, ship_secret_refs
 from amzlake.config import NotifyConfig
 
 # Environment variables the handlers read besides the config (amzlake.aws.handlers).
@@ -48,6 +48,8 @@ ENV_TRANSFORM_TABLE = "AMZLAKE_TRANSFORM_TABLE"
 ENV_RATE_TABLE = "AMZLAKE_RATE_TABLE"
 # The raw zone's writes name the stack's key explicitly (the bucket default encrypts with it too).
 ENV_RAW_KMS_KEY_ID = "AMZLAKE_RAW_KMS_KEY_ID"
+# The environment's Glue database (the Glue job gets it as --database).
+ENV_GLUE_DATABASE = "AMZLAKE_GLUE_DATABASE"
 
 
 class AmzlakeStack(Stack):
@@ -182,7 +184,8 @@ class AmzlakeStack(Stack):
     def config_json(self, *, for_glue: bool = False) -> str:
         """The config the handlers and the job read (AMZLAKE_CONFIG_JSON): user's + storage."""
         st = self.storage
-        data: dict[str, Any] = dict(self.settings.config)
+        # The config names the stack's secrets by reference; the code gets their ARNs.
+        data: dict[str, Any] = ship_secret_refs(dict(self.settings.config), st.secret_arns)
         data["storage"] = {
             "raw": st.raw_url,
             "ledger": f"dynamodb://{st.ledger.table_name}",
@@ -203,6 +206,7 @@ class AmzlakeStack(Stack):
             ENV_TRANSFORM_TABLE: st.transform_table.table_name,
             ENV_RATE_TABLE: st.rate_table.table_name,
             ENV_RAW_KMS_KEY_ID: st.key.key_arn,
+            ENV_GLUE_DATABASE: st.database_name,
         }
 
     # ---- Outputs ----------------------------------------------------------------------------
@@ -223,14 +227,15 @@ class AmzlakeStack(Stack):
             ("GlueDatabaseName", self.storage.database_name, "Glue database of the curated tables"),
             ("TopicArn", self.topic.topic_arn, "notifications topic"),
             ("KeyArn", self.key.key_arn, "KMS key of every encrypted resource"),
+            ("Environment", self.settings.env, "environment every physical name derives from"),
         ):
             CfnOutput(self, name, value=value, description=f"amzlake {what}")
         for app, secret in zip(self.settings.lwa_apps, self.secrets, strict=True):
             CfnOutput(
                 self,
                 f"Secret{secret.node.id}",
-                value=secret.secret_name,
-                description=f"Secrets Manager name of LWA app '{app}' (put its values here)",
+                value=secret.secret_arn,
+                description=f"Secrets Manager secret of LWA app '{app}' (put its values here)",
             )
 
 

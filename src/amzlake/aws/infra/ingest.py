@@ -167,6 +167,7 @@ class Ingest(Construct):
         self.schedule = scheduler.CfnSchedule(
             self,
             "IngestSchedule",
+            name=self.settings.schedule_name,
             description="amzlake: start the ingest state machine",
             schedule_expression=schedule.expression,
             schedule_expression_timezone=schedule.timezone,

@@ -17,7 +17,6 @@ from amzlake.aws.infra.notifications import Notifications
 from amzlake.aws.infra.storage import StorageAndKeys
 from amzlake.aws.settings import RAW_PREFIX, StackSettings
 
-METRIC_NAMESPACE = "amzlake"
 PERIOD = Duration.minutes(5)
 
 
@@ -47,6 +46,7 @@ class Operations(Construct):
         a = cloudwatch.Alarm(
             self,
             name,
+            alarm_name=self.settings.alarm_name(name),
             metric=metric,
             threshold=1,
             evaluation_periods=1,
@@ -63,7 +63,7 @@ class Operations(Construct):
             self,
             "QuarantineEvents",
             retention=logs.RetentionDays.ONE_YEAR,
-            log_group_name=f"/aws/events/{self.settings.stack_name}-quarantine",
+            log_group_name=self.settings.quarantine_log_group,
             removal_policy=RemovalPolicy.DESTROY,
         )
         # An L1 target plus the log group's resource policy written here: the L2 log-group
@@ -114,7 +114,7 @@ class Operations(Construct):
             log_group=self.quarantine_logs,
             # Every event in this group is one quarantine record (the rule matches nothing else).
             filter_pattern=logs.FilterPattern.string_value("$.source", "=", "aws.s3"),
-            metric_namespace=METRIC_NAMESPACE,
+            metric_namespace=self.settings.metric_namespace,
             metric_name="QuarantinedDocuments",
             metric_value="1",
             default_value=0,

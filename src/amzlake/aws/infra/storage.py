@@ -45,9 +45,16 @@ class StorageAndKeys(Construct):
             self,
             "Key",
             enable_key_rotation=True,
-            alias=f"alias/{self.settings.stack_name.lower()}",
-            description="amzlake: raw, curated, ledger, secrets, topic, queues",
+            description=f"amzlake {self.settings.env}: raw, curated, ledger, secrets, topic, queues",
             removal_policy=RemovalPolicy.RETAIN,
+        )
+        # The key is kept when the stack goes, its alias is not: a redeploy names it again.
+        kms.Alias(
+            self,
+            "KeyAlias",
+            alias_name=self.settings.key_alias,
+            target_key=self.key,
+            removal_policy=RemovalPolicy.DESTROY,
         )
         # CloudWatch alarms publish to the KMS-encrypted topic (AWS: "Amazon SNS topic encryption
         # ... CloudWatch alarms"): the service needs the key to encrypt the message.
@@ -237,10 +244,13 @@ class StorageAndKeys(Construct):
         for app in self.settings.lwa_apps:
             # No value in the template: Secrets Manager generates a throwaway one that the user
             # replaces (put-secret-value) with {"client_secret": ..., "<token key>": ...}.
+            # No name either: a kept secret (RETAIN: the credentials outlive a `cdk destroy`)
+            # would block a redeploy under a fixed name, and CloudFormation cannot adopt it
+            # (its primary identifier, the ARN, is read-only, so automatic import is refused).
+            # CloudFormation names each new one itself; the stack ships its ARN to the code.
             secret = secretsmanager.Secret(
                 self,
                 f"LwaSecret{''.join(p.capitalize() for p in app.replace('-', '_').split('_'))}",
-                secret_name=self.settings.secret_name(app),
                 encryption_key=self.key,
                 description=f"amzlake LWA app '{app}': JSON with client_secret and refresh tokens",
                 removal_policy=RemovalPolicy.RETAIN,
@@ -253,6 +263,10 @@ class StorageAndKeys(Construct):
                 },
             )
             self.secrets.append(secret)
+        self.secret_arns = {
+            self.settings.secret_reference(app): secret.secret_arn
+            for app, secret in zip(self.settings.lwa_apps, self.secrets, strict=True)
+        }
 
     # ---- Glue Data Catalog ------------------------------------------------------------------
 
