@@ -12,7 +12,7 @@ pytest.importorskip("aws_cdk", reason="the infra extra (aws-cdk-lib) is not inst
 from tests.infra.synth import Synth, synthesize
 
 # Environment b turns every opt-in on, so that one more synth also checks the flags.
-OPT_IN = {}
+OPT_IN = {"amzlake:encryptDataCatalog": "true", "amzlake:lakeFormationGrants": "true"}
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,10 @@ Pure: no CDK, no AWS. Context keys (cdk.json, `cdk -c key=value`, `amzlake aws s
   amzlake:maxPolls        status checks per slice in one run before it is left to the next run
   amzlake:glueWorkers     Glue G.1X workers (default 2)
   amzlake:rawInfrequentAccessDays  days before raw objects move to S3 Standard-IA (default 30)
+  amzlake:encryptDataCatalog  true: encrypt the account's Glue Data Catalog in this region with
+                          the stack's key (account-wide; off by default, see the README)
+  amzlake:lakeFormationGrants  true: grant the reader role Lake Formation SELECT on the curated
+                          tables (for accounts whose catalog Lake Formation governs; off)
 """
 
 from __future__ import annotations
@@ -82,6 +86,8 @@ class StackSettings:
     max_polls: int = 40
     glue_workers: int = 2
     raw_ia_days: int = 30
+    encrypt_data_catalog: bool = False
+    lake_formation_grants: bool = False
 
     def __post_init__(self) -> None:
         check_env_name(self.env)
@@ -261,6 +267,15 @@ def settings_from_context(
 ) -> StackSettings:
     """The stack's settings from CDK context values (strings when given on a command line)."""
 
+    def flag(key: str) -> bool:
+        raw = context.get(CONTEXT_PREFIX + key)
+        if raw is None or isinstance(raw, bool):
+            return bool(raw)
+        text = str(raw).strip().lower()
+        if text not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"context amzlake:{key}: {raw!r} is not true or false")
+        return text in ("true", "1", "yes")
+
     def number(key: str, default: int, low: int, high: int) -> int:
         raw = context.get(CONTEXT_PREFIX + key)
         if raw is None:
@@ -294,4 +309,6 @@ def settings_from_context(
         max_polls=number("maxPolls", default_max_polls(config), 1, 1000),
         glue_workers=number("glueWorkers", 2, 2, 100),
         raw_ia_days=number("rawInfrequentAccessDays", 30, 30, 3650),
+        encrypt_data_catalog=flag("encryptDataCatalog"),
+        lake_formation_grants=flag("lakeFormationGrants"),
     )

@@ -270,6 +270,31 @@ class StorageAndKeys(Construct):
 
     # ---- Glue Data Catalog ------------------------------------------------------------------
 
+    def _catalog_encryption(self) -> None:
+        """The account's Data Catalog in this region encrypted with the key (opt-in).
+
+        One setting per account and region (its identifier is the account id): every database
+        in it, not only this stack's, is then encrypted with this key, and every principal that
+        reads or writes the catalog needs kms:Decrypt / kms:GenerateDataKey on it (Glue calls KMS
+        as the caller: "Encrypting your Data Catalog", AWS Glue developer guide). Connection
+        password encryption is left off: amzlake has no Glue connection.
+        """
+        self.catalog_encryption = glue.CfnDataCatalogEncryptionSettings(
+            self,
+            "DataCatalogEncryption",
+            catalog_id=Aws.ACCOUNT_ID,
+            data_catalog_encryption_settings=glue.CfnDataCatalogEncryptionSettings.DataCatalogEncryptionSettingsProperty(
+                encryption_at_rest=glue.CfnDataCatalogEncryptionSettings.EncryptionAtRestProperty(
+                    catalog_encryption_mode="SSE-KMS", sse_aws_kms_key_id=self.key.key_arn
+                ),
+                connection_password_encryption=glue.CfnDataCatalogEncryptionSettings.ConnectionPasswordEncryptionProperty(
+                    return_connection_password_encrypted=False
+                ),
+            ),
+        )
+        # The database is written encrypted once the setting is in place.
+        self.glue_database.add_dependency(self.catalog_encryption)
+
     def _database(self) -> None:
         self.database_name = self.settings.glue_database
         self.glue_database = glue.CfnDatabase(
@@ -282,3 +307,6 @@ class StorageAndKeys(Construct):
                 location_uri=f"{self.warehouse}/{self.database_name}.db",
             ),
         )
+        self.catalog_encryption: glue.CfnDataCatalogEncryptionSettings | None = None
+        if self.settings.encrypt_data_catalog:
+            self._catalog_encryption()
