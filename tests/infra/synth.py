@@ -53,8 +53,9 @@ class Synth:
         return {k: r for k, r in self.data["Resources"].items() if r["Type"] == kind}
 
     def logical(self, construct: Any) -> str:
-        """The logical id of an L2 construct's resource."""
-        return str(self.stack.resolve(self.stack.get_logical_id(construct.node.default_child)))
+        """The logical id of an L2 construct's resource (or of an L1 construct)."""
+        element = construct.node.default_child or construct
+        return str(self.stack.resolve(self.stack.get_logical_id(element)))
 
     def props(self, construct: Any) -> dict[str, Any]:
         """The Properties of an L2 construct's resource."""
