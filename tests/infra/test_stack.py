@@ -464,7 +464,8 @@ def test_glue_database_job_and_role(synth: Synth) -> None:
     args = job["DefaultArguments"]
     assert args["--datalake-formats"] == "iceberg"
     assert json.dumps(args["--additional-python-modules"]).endswith(
-        '/glue/amzlake-0.1.0-py3-none-any.whl"]]}')
+        '/glue/amzlake-glue-wheels.zip"]]}')
+    assert args["--python-modules-installer-option"] == "--no-index"  # never PyPI
     assert {"--config_json", "--warehouse", "--database", "--TempDir"} <= set(args)
     assert job["ExecutionProperty"] == {"MaxConcurrentRuns": 1}
     assert job["Role"] == {"Fn::GetAtt": [synth.logical(synth.stack.glue_role), "Arn"]}
@@ -596,15 +597,6 @@ def test_services_that_write_encrypted_targets_may_use_the_key(synth: Synth) -> 
     assert '"cloudwatch.amazonaws.com"' in principals
     assert '"events.amazonaws.com"' in principals
     assert any("logs." in p for p in principals)
-
-
-def test_glue_bundle_holds_the_wheel_under_its_real_name(tmp_path: Path) -> None:
-    from amzlake.aws.bundling import UvBundling, project_root, wheel_name
-
-    # jsii hands try_bundle CDK's options as a second positional argument.
-    assert UvBundling(project_root(), "glue").try_bundle(str(tmp_path), None) is True
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [wheel_name(project_root()), "glue_job.py"])
 
 
 def test_aws_synth_cli_refuses_bad_context_in_one_line(tmp_path: Path) -> None:

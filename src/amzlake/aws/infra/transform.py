@@ -14,6 +14,7 @@ from aws_cdk import (
     BundlingOutput,
     DockerImage,
     Duration,
+    Size,
     Stack,
 )
 from aws_cdk import aws_events as events
@@ -24,7 +25,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
-from amzlake.aws.bundling import ASSET_EXCLUDES, UvBundling, source_hash, wheel_name
+from amzlake.aws.bundling import ASSET_EXCLUDES, GLUE_WHEELS_ZIP, UvBundling, source_hash
 from amzlake.aws.infra.functions import FunctionSpec, handler_function, invoke_findings
 from amzlake.aws.infra.machines import SUMMARY_PREFIX, logged_state_machine, transform_definition
 from amzlake.aws.infra.nag import (
@@ -126,7 +127,8 @@ class Transform(Construct):
                 ],
             ),
         )
-        # Deployed by name: pip (--additional-python-modules) refuses a wheel renamed to a hash.
+        # Deployed by name (the script, the zip of wheels): Glue is given their S3 paths. The
+        # provider unpacks the asset (about 130 MB of wheels) in its /tmp: room for both.
         self.glue_artifacts = s3deploy.BucketDeployment(
             self,
             "GlueArtifacts",
@@ -134,7 +136,8 @@ class Transform(Construct):
             destination_bucket=st.artifacts,
             destination_key_prefix=f"{GLUE_ARTIFACTS_PREFIX}/",
             retain_on_delete=False,
-            memory_limit=512,
+            memory_limit=1024,
+            ephemeral_storage_size=Size.gibibytes(2),
         )
         self.glue_role = iam.Role(
             self,
@@ -181,7 +184,11 @@ class Transform(Construct):
             default_arguments={
                 "--job-language": "python",
                 "--datalake-formats": "iceberg",
-                "--additional-python-modules": f"{artifacts}/{wheel_name(root)}",
+                # Every dependency pinned by uv.lock, as wheels for Glue 5.0 in one zip (Glue 5.0
+                # installs a "zip of wheels": AWS Glue developer guide, "Using Python libraries
+                # with AWS Glue"); --no-index: pip never reaches PyPI (amzlake.aws.bundling).
+                "--additional-python-modules": f"{artifacts}/{GLUE_WHEELS_ZIP}",
+                "--python-modules-installer-option": "--no-index",
                 "--enable-glue-datacatalog": "true",
                 "--enable-continuous-cloudwatch-log": "true",
                 "--enable-metrics": "true",
