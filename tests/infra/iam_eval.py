@@ -97,7 +97,9 @@ def role_statements(template: Mapping[str, Any], role: str, world: World) -> lis
     """Every statement of the role's inline and attached policies in `template`, resolved."""
     resources = template["Resources"]
     props = resources[role]["Properties"]
-    if props.get("ManagedPolicyArns"):
+    managed = [json.dumps(a) for a in props.get("ManagedPolicyArns", [])]
+    # CDK's default Lambda role: the basic execution policy only writes the function's logs.
+    if [a for a in managed if "AWSLambdaBasicExecutionRole" not in a]:
         raise ValueError(f"{role}: managed policies are not evaluated here")
     docs = [p["PolicyDocument"] for p in props.get("Policies", [])]
     for r in resources.values():
@@ -259,13 +261,30 @@ def _glue(op: str, body: Mapping[str, Any]) -> list[str]:
     return [catalog, _arn("glue", f"database/{db}"), _arn("glue", f"table/{db}/{table}")]
 
 
+def _cbor_text(body: str, key: str) -> str | None:
+    """The short text value after map key `key` in a CBOR body (recorded as text)."""
+    i = body.find(key)
+    if i < 0 or i + len(key) >= len(body):
+        return None
+    j = i + len(key)
+    head = ord(body[j])
+    if 0x60 <= head <= 0x77:  # a text string of 0..23 bytes
+        return body[j + 1:j + 1 + head - 0x60]
+    if head == 0x78:  # a text string with a one-byte length
+        return body[j + 2:j + 2 + ord(body[j + 1])]
+    return None
+
+
 def requests_for(record: Mapping[str, Any], world: World) -> list[Request]:
     """The authorization requests AWS would make for one recorded API call."""
     service = record["service"]
     if service == "s3":
         return _s3(record, world)
     body_text = record.get("body") or ""
-    if record.get("target"):
+    rpc = re.fullmatch(r"/service/[^/]+/operation/([A-Za-z]+)", record.get("path") or "")
+    if rpc:  # Smithy RPC v2 CBOR (CloudWatch's protocol in current botocore)
+        op, body = rpc.group(1), {}
+    elif record.get("target"):
         op = record["target"].rsplit(".", 1)[-1]
         body = json.loads(body_text or "{}")
     else:  # query protocol (SNS, SQS's older form): Action=...&...
@@ -296,7 +315,7 @@ def requests_for(record: Mapping[str, Any], world: World) -> list[Request]:
     if service == "kms":
         return [Request(f"kms:{op}", body["KeyId"], (), why)]
     if service == "monitoring":
-        namespace = body.get("Namespace", "")
+        namespace = body.get("Namespace") or _cbor_text(body_text, "Namespace") or ""
         return [Request(f"cloudwatch:{op}", "*", (("cloudwatch:namespace", namespace),), why)]
     raise ValueError(f"service {service} ({why}) is not mapped")
 

@@ -244,6 +244,16 @@ class Runner:
                 return check
         return {"slice_key": key, "status": "waited_out", "polls": polls}
 
+    def secret_age(self, variables: dict[str, Any], role: str) -> None:
+        """The daily secret-age monitor, as its own role."""
+        from amzlake.aws.infra import secret_age
+
+        for name, value in variables.items():
+            self.mp.setenv(name, str(self.d.world.resolve(value)))
+        self.as_role(role)
+        ages = secret_age.handler({}, LambdaContext())
+        assert set(ages) == set(self.d.synth.stack.settings.lwa_apps)
+
     def gate(self) -> None:
         """Every new raw document through update_metadata, then the quiet-period release."""
         s3 = _client(self.d.endpoint, "s3")
@@ -386,6 +396,8 @@ def deployment(synth: Synth, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             stack = synth.stack
             roles = {synth.logical(fn.role): name for name, fn in stack.functions.items()}
             roles[synth.logical(stack.glue_role)] = "Glue job"
+            monitor = stack.operations.secret_age
+            roles[synth.logical(monitor.role)] = "SecretAge monitor"
             keys = {role: f"AKIA{i:04d}{uuid.uuid4().hex[:12].upper()}"
                     for i, role in enumerate(roles)}
             variables = synth.props(stack.functions["Plan"])["Environment"]["Variables"]
@@ -418,6 +430,8 @@ def deployment(synth: Synth, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                     faults.write_text(json.dumps({"AWSGlue.CreateDatabase": {
                         "code": "ConcurrentModificationException", "times": 1}}))
                 runner.glue(job, situation.replace(" ", "-"))
+                runner.secret_age(synth.props(monitor)["Environment"]["Variables"],
+                                  synth.logical(monitor.role))
                 d.marks[situation] = (start, len(read_records(log)))
             d.retried = runner.retried  # type: ignore[attr-defined]
             yield d

@@ -8,7 +8,8 @@ and testable alone:
 - Ingest (infra/ingest.py): the step Lambdas, the ingest state machine, the schedule;
 - Transform (infra/transform.py): the gate Lambdas, the Glue job, the transform state machine
   and the rules that start and release it;
-- Operations (infra/operations.py): the quarantine log, alarms.
+- Operations (infra/operations.py): the quarantine log, alarms, the dashboard;
+- QueryAccess (infra/query.py): the Athena workgroup, its results bucket, the reader role.
 
 The state machines' ASL comes from amzlake.aws.state_machines (used in infra/machines.py only);
 how the code assets are made is in amzlake.aws.bundling; the context it reads in
@@ -37,6 +38,7 @@ from amzlake.aws.infra.nag import (
 )
 from amzlake.aws.infra.notifications import Notifications
 from amzlake.aws.infra.operations import Operations
+from amzlake.aws.infra.query import QueryAccess
 from amzlake.aws.infra.storage import StorageAndKeys
 from amzlake.aws.infra.transform import Transform
 from amzlake.aws.settings import LAMBDA_LAKE_DIR, StackSettings, ship_secret_refs
@@ -113,9 +115,10 @@ class AmzlakeStack(Stack):
             settings=settings,
             storage=self.storage,
             notifications=self.notifications,
-            ingest=self.ingestion.state_machine,
-            transform=self.transformation.state_machine,
+            ingest=self.ingestion,
+            transform=self.transformation,
         )
+        self.query = QueryAccess(self, "Query", settings=settings, storage=self.storage)
         self._names()
         self._outputs()
 
@@ -228,6 +231,9 @@ class AmzlakeStack(Stack):
             ("TopicArn", self.topic.topic_arn, "notifications topic"),
             ("KeyArn", self.key.key_arn, "KMS key of every encrypted resource"),
             ("Environment", self.settings.env, "environment every physical name derives from"),
+            ("AthenaWorkGroup", self.query.workgroup.ref, "Athena workgroup (encrypted results)"),
+            ("ReaderRoleArn", self.query.reader.role_arn, "role that may query the tables"),
+            ("DashboardName", self.settings.prefix, "CloudWatch dashboard"),
         ):
             CfnOutput(self, name, value=value, description=f"amzlake {what}")
         for app, secret in zip(self.settings.lwa_apps, self.secrets, strict=True):
