@@ -9,8 +9,9 @@ as Glue runs it. Each recorded call then becomes the IAM requests AWS would eval
 every required resource ARN, the KMS calls made with the caller's identity) and is checked
 against that role's statements in the template (tests/infra/iam_eval.py).
 
-Why this way: moto does not enforce IAM by default, and its optional enforcement checks resources
-for few services (S3 among them, not DynamoDB or Glue), so a call on the wrong table would pass.
+Why this way: moto does not enforce IAM by default, and its optional enforcement matches
+resources only for S3, SQS, IAM and STS (moto 5.2: every other service is checked against "*"),
+so a call on the wrong table or Glue database would pass.
 An offline evaluator alone would need the list of calls written by hand, which is the very thing
 that goes stale. Recording what the code actually sent, at the HTTP level, also catches calls
 made outside boto3 (pyiceberg's data files go through pyarrow's own S3 client) and in Spark's
