@@ -442,6 +442,7 @@ def _context_pairs(pairs: list[str]) -> dict[str, str]:
     epilog=(
         "Examples:\n\n"
         "  amzlake aws synth --context amzlake:config=amzlake-aws.toml\n\n"
+        "  amzlake aws synth --env prod --context amzlake:config=amzlake-aws.toml\n\n"
         "  amzlake aws synth --output build/cdk --context amzlake:config=aws.toml "
         "--context amzlake:maxPolls=60\n\n"
         "Deploy with the CDK CLI from the repository root (cdk.json runs the same app): "
@@ -458,18 +459,24 @@ def aws_synth(
                      "config path, or inline JSON), amzlake:stackName, amzlake:secretPrefix, "
                      "amzlake:maxConcurrency, amzlake:maxPolls, amzlake:glueWorkers."),
     ] = None,
+    env: Annotated[str | None, typer.Option(
+        "--env", help="Environment name (context amzlake:env, default dev): every physical "
+        "name derives from it, so environments deploy side by side.")] = None,
     bundle: Annotated[bool, typer.Option(
         "--bundle/--no-bundle", help="Also build the Lambda and Glue code assets with uv "
         "(what a deploy needs); without it only the template is complete.")] = False,
 ) -> None:
     """Write the CloudFormation template of amzlake's AWS stack (checked by cdk-nag)."""
     ctx = _context_pairs(context or [])
+    if env is not None:
+        ctx["amzlake:env"] = env
     try:
         from amzlake.aws.app import build_app
     except ImportError as e:
         raise ConfigError(
             f"amzlake aws needs the infra extra (aws-cdk-lib, cdk-nag): {e}") from None
-    the_app, stack = build_app(ctx, outdir=str(output), bundle=bundle)
+    # Absolute: the CDK runs in a Node process whose working folder may be another.
+    the_app, stack = build_app(ctx, outdir=str(output.resolve()), bundle=bundle)
     try:
         the_app.synth()
     except RuntimeError as e:

@@ -68,12 +68,15 @@ def _context_keys(app: App, given: Mapping[str, Any]) -> list[str]:
 
     names = (
         "config",
+        "env",
         "stackName",
         "secretPrefix",
         "maxConcurrency",
         "maxPolls",
         "glueWorkers",
         "rawInfrequentAccessDays",
+        "encryptDataCatalog",
+        "lakeFormationGrants",
     )
     return [CONTEXT_PREFIX + n for n in names] + [k for k in given if k.startswith(CONTEXT_PREFIX)]
 

@@ -5,8 +5,12 @@
   leaving out the large ones no handler imports (pyarrow, duckdb, numpy: the transform is Glue's).
   botocore is bundled on purpose: the raw zone's conditional puts (If-None-Match) need a newer one
   than the Lambda runtime may carry.
-- The Glue artifacts: the wheel under its own file name (pip refuses a wheel renamed to a hash, so
-  it is deployed by name rather than as a hashed asset) and the job script, glue_job.py.
+- The Glue artifacts: the job script, glue_job.py, and a wheelhouse: this package's wheel and
+  every locked dependency (`uv export --frozen --no-dev`) as wheels for Glue 5.0's platform
+  (CPython 3.11 on Amazon Linux 2023, glibc 2.34, x86_64), zipped into one "zip of wheels" with
+  the requirements.txt that pins them. The job installs from it with pip's --no-index (job
+  arguments in amzlake.aws.infra.transform), so a job start never reaches PyPI and an upstream
+  release never changes production. pyspark and py4j stay Glue's own.
 
 Both are CDK local bundlings (ILocalBundling): CDK calls `try_bundle` at synth time; a test synth
 skips bundling (context aws:cdk:bundling-stacks = []) and never runs uv.
@@ -21,6 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import tomllib
+import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +39,18 @@ LAMBDA_PYTHON = "3.12"
 # Lambda's python3.12 runs on Amazon Linux 2023 (glibc 2.34): manylinux_2_28 wheels run there, and
 # some locked dependencies (pyroaring) ship no manylinux2014 wheel.
 LAMBDA_PLATFORM = "x86_64-manylinux_2_28"
+
+# Glue 5.0 runs Python 3.11 on Amazon Linux 2023 (glibc 2.34): AWS Glue developer guide, "Using
+# Python libraries with AWS Glue", the table of Glue versions, Python versions and base images.
+GLUE_PYTHON = "3.11"
+GLUE_PLATFORMS = ("manylinux_2_34_x86_64", "manylinux_2_28_x86_64", "manylinux_2_17_x86_64",
+                  "manylinux2014_x86_64")
+# Glue's own Spark: never replaced by the wheelhouse (nor in the lock's default export).
+GLUE_PROVIDED = frozenset({"pyspark", "py4j"})
+GLUE_WHEELS_ZIP = "amzlake-glue-wheels.zip"
+GLUE_REQUIREMENTS = "requirements.txt"
+# pip runs from PyPI at this version (the project's venv has none; uv has no `pip download`).
+PIP = "pip==26.3"
 
 # What a source-hash of the project looks at (the wheel and the lock decide the asset's bytes).
 _HASHED_SUFFIXES = (".py", ".json", ".toml", ".yaml", ".sql", ".txt", ".typed")
@@ -177,12 +194,50 @@ def bundle_lambda(root: Path, output_dir: Path) -> None:
         _run([*uv, "pip", "install", "--no-deps", *target, str(wheel)], root)
 
 
-def bundle_glue(root: Path, output_dir: Path) -> None:
-    """Fill `output_dir` with the Glue job's script and the package wheel (by its real name)."""
-    # Built aside: uv build also leaves a .gitignore in its output folder.
+def glue_requirements(root: Path) -> list[str]:
+    """The Glue job's pinned requirements: the lock's runtime dependencies (with boto3: the raw
+    zone's conditional puts need a newer botocore than Glue's), less Glue's own Spark, plus
+    this package at its version."""
+    exported = _run(
+        [*uv_command(root), "export", "--frozen", "--no-hashes", "--no-dev",
+         "--no-emit-project", "--extra", "aws"],
+        root,
+    )
+    return [*filter_requirements(exported.splitlines(), GLUE_PROVIDED),
+            f"amzlake=={project_version(root)}"]
+
+
+def build_wheelhouse(root: Path, out_dir: Path) -> list[Path]:
+    """Every wheel the Glue job installs, for Glue 5.0's platform, in `out_dir`, with the
+    requirements.txt pinning them; returns the wheels. Downloads from PyPI (once per machine:
+    pip keeps its own cache)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    requirements = glue_requirements(root)
+    (out_dir / GLUE_REQUIREMENTS).write_text("\n".join(requirements) + "\n")
+    deps = out_dir / "dependencies.txt"
+    deps.write_text("\n".join(requirements[:-1]) + "\n")
+    platforms = [arg for p in GLUE_PLATFORMS for arg in ("--platform", p)]
+    _run([*uv_command(root), "tool", "run", "--from", PIP, "pip", "download",
+          "--disable-pip-version-check", "--no-deps", "--only-binary", ":all:",
+          "--python-version", GLUE_PYTHON, "--implementation", "cp",
+          "--abi", f"cp{GLUE_PYTHON.replace('.', '')}", "--abi", "abi3", "--abi", "none",
+          *platforms, "--dest", str(out_dir), "-r", str(deps)], root)
+    deps.unlink()
     with tempfile.TemporaryDirectory(prefix="amzlake-wheel-") as tmp:
         wheel = build_wheel(root, Path(tmp))
-        shutil.copyfile(wheel, output_dir / wheel.name)
+        shutil.copyfile(wheel, out_dir / wheel.name)
+    return sorted(out_dir.glob("*.whl"))
+
+
+def bundle_glue(root: Path, output_dir: Path) -> None:
+    """Fill `output_dir` with the Glue job's script and its zip of wheels (see the docstring
+    above), whose requirements.txt the job installs from with no index."""
+    with tempfile.TemporaryDirectory(prefix="amzlake-wheelhouse-") as tmp:
+        house = Path(tmp)
+        wheels = build_wheelhouse(root, house)
+        with zipfile.ZipFile(output_dir / GLUE_WHEELS_ZIP, "w", zipfile.ZIP_STORED) as z:
+            for path in [*wheels, house / GLUE_REQUIREMENTS]:
+                z.write(path, path.name)  # wheels are zips already: stored, not deflated
     shutil.copyfile(root / "src" / "amzlake" / "aws" / "glue_job.py", output_dir / "glue_job.py")
 
 
