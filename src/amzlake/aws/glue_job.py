@@ -12,6 +12,12 @@ exactly as the embedded transform does (`record_outcome`: ledger curated / quara
 quarantine record, notifier events) and prints a JSON summary (also written to `--summary_out`
 when given).
 
+Once a day (`[maintenance] every`) the job then maintains the tables with amzlake's own
+maintenance (amzlake.lake.maintenance), as `amzlake run` does: the Glue Data Catalog's managed
+Iceberg optimizers would need each table to exist before the stack could configure them (the job
+creates them), compact without amzlake's (account, month) layout in view, and age snapshots by
+the wall clock, not by the commit times amzlake records.
+
 The script imports nothing that Glue 5.0 lacks besides this package and its dependencies (which
 `--additional-python-modules` installs from the wheel that amzlake.aws.bundling builds with
 `uv build --wheel`; the stack deploys it and this file as the script): `awsglue` only
@@ -49,6 +55,8 @@ from typing import Any
 from amzlake.config import AmzlakeConfig, parse_config
 from amzlake.errors import AmzlakeError, ConfigError
 from amzlake.ingest.states import SliceState
+from amzlake.lake.catalog import open_catalog
+from amzlake.lake.upkeep import maintain_if_due
 from amzlake.notify import Notifier, notifiers_from_config
 from amzlake.storage.ledger import Ledger, open_ledger
 from amzlake.storage.objects import ObjectStore, open_store
@@ -321,6 +329,12 @@ def main(argv: Sequence[str] | None = None, *, now: Callable[[], datetime] | Non
             catalog_overrides=overrides, namespace=args.database, partitions=args.partitions,
             now=now or (lambda: datetime.now(UTC)))
         summary = summary_json(run, ledger)
+        # Once a day ([maintenance] every), the same maintenance as the embedded runtime's:
+        # compaction, manifests, snapshot expiry and orphan files (README "Deploy on AWS").
+        reports = maintain_if_due(config, (now or (lambda: datetime.now(UTC)))(),
+                                  catalog=open_catalog(Path(config.storage.lake), dict(overrides)),
+                                  namespace=args.database)
+        summary["maintenance"] = None if reports is None else [r.as_json() for r in reports]
     finally:
         ledger.close()
     print(json.dumps(summary, sort_keys=True))

@@ -44,20 +44,22 @@ def last_maintenance(catalog: Any, namespace: str = NAMESPACE) -> datetime | Non
 def maintain_configured(config: Any, *, now: datetime | None = None, dry_run: bool = False,
                         tables: Sequence[str] | None = None,
                         progress: Callable[[TableReport], None] | None = None,
-                        catalog: Any = None) -> list[TableReport]:
-    """Maintain the configured lake now; records the time unless it is a dry run."""
+                        catalog: Any = None, namespace: str = NAMESPACE) -> list[TableReport]:
+    """Maintain the configured lake now (or `catalog`, e.g. the Glue Data Catalog); records the
+    time unless it is a dry run or only some tables."""
     from amzlake.lake.catalog import catalog_from_config
 
     catalog = catalog if catalog is not None else catalog_from_config(config)
     at = now or datetime.now(UTC)
-    reports = maintain_lake(catalog, NAMESPACE, policy_of(config.maintenance), now=at,
+    reports = maintain_lake(catalog, namespace, policy_of(config.maintenance), now=at,
                             dry_run=dry_run, tables=tables, progress=progress)
     if not dry_run and reports and not tables:
-        catalog.update_namespace_properties(NAMESPACE, updates={LAST_MAINTENANCE: at.isoformat()})
+        catalog.update_namespace_properties(namespace, updates={LAST_MAINTENANCE: at.isoformat()})
     return reports
 
 
-def maintain_if_due(config: Any, now: datetime) -> list[TableReport] | None:
+def maintain_if_due(config: Any, now: datetime, *, catalog: Any = None,
+                    namespace: str = NAMESPACE) -> list[TableReport] | None:
     """Maintain the lake if [maintenance] after_run is on and `every` has passed since the last
     time; the reports, or None when it was not due."""
     from amzlake.lake.catalog import catalog_from_config
@@ -65,12 +67,12 @@ def maintain_if_due(config: Any, now: datetime) -> list[TableReport] | None:
     section = config.maintenance
     if not section.after_run:
         return None
-    catalog = catalog_from_config(config)
-    last = last_maintenance(catalog)
+    catalog = catalog if catalog is not None else catalog_from_config(config)
+    last = last_maintenance(catalog, namespace)
     if last is not None and now - last < section.every:
         return None
     log.info("maintaining the lake (last: %s)", last.isoformat() if last else "never")
-    return maintain_configured(config, now=now, catalog=catalog)
+    return maintain_configured(config, now=now, catalog=catalog, namespace=namespace)
 
 
 def report_line(r: TableReport) -> str:

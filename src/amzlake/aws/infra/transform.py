@@ -219,13 +219,15 @@ class Transform(Construct):
         # What pyiceberg's Glue catalog calls as the lake writer uses it: the first commit to a
         # new table asks for its namespace (create_namespace = CreateDatabase, answered "already
         # exists" since the stack made it; IAM decides before Glue answers), then CreateTable;
-        # every commit GetTable and UpdateTable. tests/infra/test_iam_first_run.py checks these
-        # against the calls the job makes on moto.
+        # every commit GetTable and UpdateTable; the daily maintenance records when it last ran
+        # as a property of the database (UpdateDatabase). tests/infra/test_iam_first_run.py
+        # checks these against the calls the job makes on moto.
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=[
                     "glue:GetDatabase",
                     "glue:CreateDatabase",
+                    "glue:UpdateDatabase",
                     "glue:GetTable",
                     "glue:GetTables",
                     "glue:CreateTable",
